@@ -1,0 +1,45 @@
+"""Session fixtures: the real embedded Kafka (Tansu), MQTT broker and PostgreSQL, on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from vigil.db import make_pool, migrate
+from vigil.infra import Infrastructure
+from vigil.kafka import ensure_topics
+from vigil.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    """Real brokers and database for the whole run; URLs in the environment win, as in production."""
+    infra = Infrastructure(Settings(mode="demo"))
+    configured = infra.start()
+    try:
+        assert configured.database_url and configured.kafka_bootstrap
+        asyncio.run(migrate(configured.database_url))
+        asyncio.run(ensure_topics(configured.kafka_bootstrap))
+        yield configured
+    finally:
+        infra.stop()
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[object]:
+    assert settings.database_url
+    p = make_pool(settings.database_url, max_size=4)
+    await p.open(wait=True)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique suffix, so tests sharing the brokers and database never see each other's data."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,94 @@
+"""Test helpers that talk to the real brokers: tail a Kafka topic, subscribe to an MQTT topic."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import paho.mqtt.client as mqtt
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+class KafkaTail:
+    """Reads a topic from its current end (no consumer group), collecting decoded JSON values."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._topic = topic
+        self.records: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> KafkaTail:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self._topic) or set()
+        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the end offsets now, before the test produces anything
+            await self._consumer.position(tp)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], *, count: int = 1, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            matched = [r for r in self.records if predicate(r)]
+            if len(matched) >= count:
+                return matched
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(matched)}/{count} matching records on {self._topic} in {timeout}s")
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                self.records.extend(orjson.loads(r.value) for r in records if r.value)
+
+
+class MqttTail:
+    """A real MQTT subscriber running paho's network thread."""
+
+    def __init__(self, mqtt_url: str, topic: str, qos: int = 1) -> None:
+        url = urlsplit(mqtt_url)
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self._client.on_message = lambda _c, _u, msg: self.messages.put((msg.topic, msg.payload))
+        subscribed = asyncio.Event()
+        self._subscribed = subscribed
+        self._topic, self._qos = topic, qos
+        self._host, self._port = url.hostname or "127.0.0.1", url.port or 1883
+
+    async def __aenter__(self) -> MqttTail:
+        done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._client.on_subscribe = lambda *a: loop.call_soon_threadsafe(done.set_result, None)
+        self._client.on_connect = lambda c, *a: c.subscribe(self._topic, self._qos)
+        self._client.connect(self._host, self._port)
+        self._client.loop_start()
+        await asyncio.wait_for(done, 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    async def next(self, timeout: float = 30.0) -> tuple[str, bytes]:
+        return await asyncio.to_thread(self.messages.get, True, timeout)
+
+
+def publish(mqtt_url: str, topic: str, payload: bytes | str, qos: int = 1) -> None:
+    """Publish one message like a device would, waiting for the broker's acknowledgement."""
+    url = urlsplit(mqtt_url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(url.hostname or "127.0.0.1", url.port or 1883)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=qos).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,0 +1,128 @@
+"""Kafka plumbing shared by every service: clients, topic creation, dead letters, commit-after-work.
+
+Delivery is at-least-once: a consumer commits its offsets only after the work for a batch (a
+database write, a produce acknowledged by the broker) is done, so a crash replays, never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from vigil.errors import InfrastructureUnavailable
+from vigil.events import DeadLetter, encode
+from vigil.topics import DEADLETTER, TOPICS
+
+log = logging.getLogger(__name__)
+
+# Dead-letter payloads keep enough of the original to diagnose it without storing abuse verbatim.
+DEADLETTER_PAYLOAD_LIMIT = 4096
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_producer(bootstrap: str, *, idempotent: bool = False, client_id: str = "vigil") -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=idempotent,
+        # Small batches flushed quickly: telemetry is latency-sensitive, and linger of a few ms
+        # still lets a burst share one request.
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        # Frames are JPEG: allow requests up to 4 MiB.
+        max_request_size=4 * 1024 * 1024,
+    )
+
+
+def make_consumer(bootstrap: str, group_id: str, *topics: str, client_id: str = "vigil") -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Bounded prefetch: the consumer never holds more than this many bytes per partition.
+        max_partition_fetch_bytes=1024 * 1024,
+    )
+
+
+async def ensure_topics(bootstrap: str, *, timeout_s: float = 30.0) -> None:
+    """Create Vigil's topics if they are missing; wait for the broker up to `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vigil-admin")
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [NewTopic(t.name, t.partitions, 1) for t in TOPICS if t.name not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                except TopicAlreadyExistsError:
+                    pass  # another service created them first
+            return
+        except KafkaConnectionError as exc:
+            if time.monotonic() > deadline:
+                raise InfrastructureUnavailable(f"Kafka at {bootstrap} unreachable: {exc}") from exc
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+class DeadLetterSink:
+    """Sends refused input to `vigil.deadletter.v1` with a reason, and counts it by reason."""
+
+    def __init__(self, producer: AIOKafkaProducer, service: str) -> None:
+        self._producer = producer
+        self._service = service
+        self.counts: dict[str, int] = {}
+
+    async def send(self, *, source: str, reason: str, detail: str, payload: bytes, key: bytes | None = None) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        letter = DeadLetter(
+            service=self._service,
+            source=source,
+            reason=reason,
+            detail=detail[:500],
+            payload=payload[:DEADLETTER_PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+            received_at=now_ms(),
+        )
+        log.info("dead-letter %s from %s: %s", reason, source, detail[:200])
+        await self._producer.send(DEADLETTER, encode(letter), key=key)
+
+
+BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
+
+
+async def consume_batches(
+    consumer: AIOKafkaConsumer,
+    handle: BatchHandler,
+    *,
+    max_records: int = 500,
+    timeout_ms: int = 200,
+) -> None:
+    """Fetch, handle, then commit — forever. A handler error propagates *before* the commit, so
+    the batch is fetched again after a restart (at-least-once)."""
+    while True:
+        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        records = [r for rs in batches.values() for r in rs]
+        if not records:
+            continue
+        await handle(records)
+        try:
+            await consumer.commit()
+        except KafkaError as exc:
+            # A rebalance took the partitions away: the new owner replays from the last commit
+            # and idempotent writes absorb the overlap.
+            log.warning("offset commit failed (%s); batch will be replayed by the partition owner", exc)

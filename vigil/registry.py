@@ -1,0 +1,99 @@
+"""The device registry as services see it: an in-memory cache of the `devices` table.
+
+Lookups are on the hot path (every MQTT message), so they never touch the database; the cache is
+refreshed periodically and, for an unknown id, at most once per `miss_refresh_s` — a flood of
+messages from unregistered devices cannot turn into a flood of queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device_id: str
+    enterprise_id: str
+    site_id: str
+    profile: str
+    attributes: dict[str, Any]
+
+
+class DeviceRegistry:
+    def __init__(self, pool: AsyncConnectionPool, *, refresh_s: float = 30.0, miss_refresh_s: float = 1.0) -> None:
+        self._pool = pool
+        # Full reload period: registry edits reach every service within this time at the latest.
+        self._refresh_s = refresh_s
+        # An unknown id triggers a reload at most this often, so a newly registered device is
+        # recognised within about a second without letting unknown ids hammer the database.
+        self._miss_refresh_s = miss_refresh_s
+        self._devices: dict[str, Device] = {}
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        async with self._lock:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT device_id, enterprise_id, site_id, profile, attributes FROM devices"
+                )
+                rows = await cur.fetchall()
+            self._devices = {r[0]: Device(r[0], r[1], r[2], r[3], r[4] or {}) for r in rows}
+            self._loaded_at = time.monotonic()
+        log.debug("device registry loaded: %d devices", len(self._devices))
+
+    def get(self, device_id: str) -> Device | None:
+        """Cached lookup only; never waits."""
+        return self._devices.get(device_id)
+
+    async def lookup(self, device_id: str) -> Device | None:
+        device = self._devices.get(device_id)
+        age = time.monotonic() - self._loaded_at
+        if (device is None and age > self._miss_refresh_s) or age > self._refresh_s:
+            await self.load()
+            device = self._devices.get(device_id)
+        return device
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+
+async def register_device(
+    pool: AsyncConnectionPool,
+    *,
+    enterprise_id: str,
+    site_id: str,
+    device_id: str,
+    profile: str,
+    attributes: dict[str, Any] | None = None,
+    enterprise_name: str | None = None,
+    site_name: str | None = None,
+) -> None:
+    """Create or update a device (and its enterprise and site if they are new)."""
+    from psycopg.types.json import Jsonb
+
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO enterprises (enterprise_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (enterprise_id, enterprise_name or enterprise_id),
+        )
+        await conn.execute(
+            "INSERT INTO sites (site_id, enterprise_id, name) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (site_id, enterprise_id, site_name or site_id),
+        )
+        await conn.execute(
+            "INSERT INTO devices (device_id, enterprise_id, site_id, profile, attributes)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (device_id) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,"
+            " site_id = EXCLUDED.site_id, profile = EXCLUDED.profile,"
+            " attributes = EXCLUDED.attributes, updated_at = now()",
+            (device_id, enterprise_id, site_id, profile, Jsonb(attributes or {})),
+        )

@@ -1,0 +1,100 @@
+"""Typed settings, read from `VIGIL_*` environment variables.
+
+An unset infrastructure URL means "start the embedded one" (`vigil demo`, tests). Secrets have no
+defaults: outside demo mode a service that needs one refuses to start without it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vigil.errors import ConfigurationError
+
+# Secrets that people paste from examples; refused even when set explicitly.
+_KNOWN_WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "admin", "test", "vigil"})
+_MIN_SECRET_LENGTH = 16
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore")
+
+    mode: Literal["production", "demo"] = "production"
+
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = embedded")
+    mqtt_url: str | None = Field(default=None, description="mqtt://[user:pass@]host:port; unset = embedded")
+    database_url: str | None = Field(default=None, description="postgresql://...; unset = embedded")
+
+    api_token: SecretStr | None = Field(default=None, description="operator bearer token for the API")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    # A telemetry message is a handful of numbers; 64 KiB leaves room for large event payloads
+    # while refusing anything that could only be abuse or a misrouted file.
+    ingest_max_payload_bytes: int = Field(default=64 * 1024, ge=256)
+    # Bound on messages between the MQTT network thread and the Kafka producer. When it is full
+    # the MQTT thread blocks, TCP pushes back to the broker, and memory stays flat.
+    ingest_queue_size: int = Field(default=10_000, ge=1)
+    # Readings stamped further than this into the future are rejected (clock-skewed devices).
+    ingest_max_clock_skew_s: float = Field(default=300.0, ge=0)
+    # Shared-subscription group so N ingest instances split the MQTT stream (MQTT 5 / 3.1.1 brokers
+    # that support `$share`); empty = plain subscription (a single ingest instance).
+    ingest_shared_group: str = ""
+
+    # The embedded Kafka (Tansu) cannot do idempotent producers through aiokafka.
+    kafka_idempotent_producer: bool = False
+
+    # How often the notifier polls the outbox when no NOTIFY arrives (crash recovery path).
+    outbox_poll_interval_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
+            raise ValueError("VIGIL_MQTT_URL must look like mqtt://[user:pass@]host:port")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError("VIGIL_DATABASE_URL must be a postgresql:// URL")
+        return value
+
+    @property
+    def demo(self) -> bool:
+        return self.mode == "demo"
+
+    def require_secret(self, name: str) -> str:
+        """Return the secret setting `name`, or refuse to go on without a strong one.
+
+        In demo mode a missing secret is generated (and printed by the demo), never defaulted.
+        """
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            if self.demo:
+                generated = secrets.token_urlsafe(24)
+                setattr(self, name, SecretStr(generated))
+                return generated
+            raise ConfigurationError(f"VIGIL_{name.upper()} must be set outside demo mode")
+        plain = value.get_secret_value()
+        if plain.lower() in _KNOWN_WEAK_SECRETS or len(plain) < _MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"VIGIL_{name.upper()} is too weak: use at least {_MIN_SECRET_LENGTH} random characters"
+            )
+        return plain
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
