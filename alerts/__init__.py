@@ -1,0 +1,1 @@
+"""Alerts: violations become alerts in PostgreSQL; notices and alert changes leave through an outbox."""

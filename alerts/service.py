@@ -1,0 +1,138 @@
+"""The alerts service: `vigil.violations.v1` → PostgreSQL (alerts, audit, outbox).
+
+Offsets are committed only after the batch's transaction has committed. If the database is down
+the batch is retried with backoff (nothing is skipped); a violation the database refuses as data
+is dead-lettered alone, so one poison message cannot block the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from alerts.store import apply_violation
+from vigil.db import make_pool, migrate
+from vigil.errors import ConfigurationError, InvalidMessage
+from vigil.events import Violation, decode_violation
+from vigil.kafka import DeadLetterSink, consume_batches, ensure_topics, make_consumer, make_producer
+from vigil.service import Service
+from vigil.settings import Settings
+from vigil.topics import VIOLATIONS
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "vigil-alerts"
+# Backoff while the database is unreachable: start fast for a blip, cap so recovery is noticed
+# within seconds once it is back.
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+@dataclass(slots=True)
+class AlertStats:
+    violations: int = 0
+    opened: int = 0
+    repeated: int = 0
+    cleared: int = 0
+    replayed: int = 0
+    dead_lettered: int = 0
+
+
+class AlertService(Service):
+    name = "alerts"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        assert settings.kafka_bootstrap and settings.database_url, "infrastructure URLs must be resolved"
+        self._settings = settings
+        self._pool = make_pool(settings.database_url, max_size=2, name=self.name)
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._deadletter: DeadLetterSink | None = None
+        self.stats = AlertStats()
+
+    async def _start(self) -> None:
+        bootstrap, database_url = self._settings.kafka_bootstrap, self._settings.database_url
+        assert bootstrap and database_url
+        await migrate(database_url)
+        await ensure_topics(bootstrap)
+        await self._pool.open(wait=True)
+        self._producer = make_producer(bootstrap, client_id=self.name)
+        await self._producer.start()
+        self._deadletter = DeadLetterSink(self._producer, self.name)
+        self._consumer = make_consumer(bootstrap, GROUP_ID, VIOLATIONS, client_id=self.name)
+        await self._consumer.start()
+        self.spawn(consume_batches(self._consumer, self._handle), "consume")
+
+    async def _stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self._pool.close()
+
+    async def _handle(self, records: Sequence[Record]) -> None:
+        violations: list[tuple[Record, Violation]] = []
+        for record in records:
+            try:
+                violations.append((record, decode_violation(record.value or b"")))
+            except (InvalidMessage, ConfigurationError) as exc:
+                reason = exc.reason if isinstance(exc, InvalidMessage) else "unknown_code"
+                await self._dead_letter(record, reason, str(exc))
+        if not violations:
+            return
+        delay = _RETRY_FIRST_S
+        while True:
+            try:
+                await self._apply_all(violations)
+                return
+            except psycopg.OperationalError as exc:
+                log.warning("database unavailable (%s); retrying the batch in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+            except psycopg.Error as exc:
+                log.warning("batch refused by the database (%s); applying one by one", exc)
+                await self._apply_one_by_one(violations)
+                return
+
+    async def _apply_all(self, violations: Sequence[tuple[Record, Violation]]) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            changes = [await apply_violation(conn, v) for _, v in violations]
+        self._count(changes)
+
+    async def _apply_one_by_one(self, violations: Sequence[tuple[Record, Violation]]) -> None:
+        for record, violation in violations:
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    change = await apply_violation(conn, violation)
+                self._count([change])
+            except psycopg.OperationalError:
+                raise  # not the message's fault: let the batch be retried after a restart
+            except psycopg.Error as exc:
+                await self._dead_letter(record, "refused_by_database", str(exc))
+
+    def _count(self, changes: Sequence[str | None]) -> None:
+        for change in changes:
+            self.stats.violations += 1
+            if change is None:
+                self.stats.replayed += 1
+            else:
+                setattr(self.stats, change, getattr(self.stats, change) + 1)
+
+    async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
+        assert self._deadletter is not None
+        self.stats.dead_lettered += 1
+        delivered = await self._deadletter.send(
+            source=f"{record.topic}/{record.partition}@{record.offset}",
+            reason=reason,
+            detail=detail,
+            payload=record.value or b"",
+            key=record.key,
+        )
+        await delivered  # on the broker before the offset can be committed

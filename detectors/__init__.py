@@ -1,0 +1,1 @@
+"""Detectors: consume device readings and camera frames from Kafka, emit catalogue violations."""

@@ -1,0 +1,1 @@
+"""Simulated devices and sites, for the demo and for tests that replay device streams."""

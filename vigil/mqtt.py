@@ -1,0 +1,85 @@
+"""MQTT plumbing: a paho-mqtt client from a `mqtt://user:pass@host:port` URL, with its network
+loop in paho's own thread, and an awaitable QoS 1 publish."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+
+from vigil.errors import InfrastructureUnavailable
+
+# Seconds between keep-alive pings: a dead peer is noticed within ~1.5× this.
+KEEPALIVE_S = 30
+# paho reconnects on its own with exponential backoff between these bounds.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
+
+
+def mqtt_client(url: str, client_id: str = "", *, clean_session: bool = True, **kwargs: Any) -> mqtt.Client:
+    """A configured, not yet connected client (MQTT 3.1.1, which every broker speaks)."""
+    parts = urlsplit(url)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, **kwargs
+    )
+    if parts.username:
+        client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+    if parts.scheme == "mqtts":
+        client.tls_set()
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client
+
+
+def mqtt_address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
+async def connect(client: mqtt.Client, url: str, *, timeout_s: float = 10.0) -> None:
+    """Connect (blocking socket work off the event loop), start paho's thread, wait for CONNACK."""
+    loop = asyncio.get_running_loop()
+    connected: asyncio.Future[None] = loop.create_future()
+    previous = client.on_connect
+
+    def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if previous is not None:
+            previous(c, userdata, flags, reason, props)
+        if not connected.done():
+            if reason.is_failure:
+                loop.call_soon_threadsafe(
+                    connected.set_exception, InfrastructureUnavailable(f"MQTT broker refused: {reason}")
+                )
+            else:
+                loop.call_soon_threadsafe(connected.set_result, None)
+
+    client.on_connect = on_connect
+    host, port = mqtt_address(url)
+    try:
+        await asyncio.to_thread(client.connect, host, port, KEEPALIVE_S)
+    except OSError as exc:
+        raise InfrastructureUnavailable(f"MQTT broker at {host}:{port} unreachable: {exc}") from exc
+    client.loop_start()
+    try:
+        await asyncio.wait_for(connected, timeout_s)
+    except TimeoutError:
+        client.loop_stop()
+        raise InfrastructureUnavailable(f"no CONNACK from the MQTT broker at {host}:{port}") from None
+
+
+async def publish_qos1(client: mqtt.Client, topic: str, payload: bytes, *, timeout_s: float = 10.0) -> None:
+    """Publish at QoS 1 and wait for the broker's PUBACK."""
+    info = client.publish(topic, payload, qos=1)
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        raise InfrastructureUnavailable(f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}")
+    try:
+        await asyncio.to_thread(info.wait_for_publish, timeout_s)
+    except (RuntimeError, ValueError) as exc:
+        raise InfrastructureUnavailable(f"MQTT publish to {topic} not acknowledged: {exc}") from exc
+    if not info.is_published():
+        raise InfrastructureUnavailable(f"MQTT publish to {topic} not acknowledged in {timeout_s}s")
+
+
+def disconnect(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
