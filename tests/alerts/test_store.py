@@ -43,13 +43,19 @@ async def rows(pool, sql: str, *args: object) -> list[tuple]:
 async def test_opening_writes_alert_audit_and_both_outbox_rows(pool, uid):
     v = violation(uid)
     assert await apply(pool, v) == "opened"
-    [alert] = await rows(pool, "SELECT alert_id, status, tier, occurrences FROM alerts WHERE enterprise_id=%s", v.enterprise_id)
+    [alert] = await rows(
+        pool, "SELECT alert_id, status, tier, occurrences FROM alerts WHERE enterprise_id=%s", v.enterprise_id
+    )
     assert alert == (v.violation_id, "open", 2, 1)
-    outbox = await rows(pool, "SELECT channel, payload FROM outbox WHERE alert_id=%s ORDER BY outbox_id", v.violation_id)
+    outbox = await rows(
+        pool, "SELECT channel, payload FROM outbox WHERE alert_id=%s ORDER BY outbox_id", v.violation_id
+    )
     assert [c for c, _ in outbox] == ["alert_stream", "mqtt_notice"]
     notice = outbox[1][1]
     assert notice["name_zh"] == "冷冻库温度高于-18℃" and notice["notice_id"] == f"{v.violation_id}:opened"
-    audit = await rows(pool, "SELECT actor, action, to_status FROM alert_audit WHERE alert_id=%s", v.violation_id)
+    audit = await rows(
+        pool, "SELECT actor, action, to_status FROM alert_audit WHERE alert_id=%s", v.violation_id
+    )
     assert audit == [("detector:test", "opened", "open")]
 
 
@@ -67,7 +73,9 @@ async def test_new_episode_of_an_open_alert_repeats_it_instead_of_opening_anothe
     assert await apply(pool, again) == "repeated"
     assert await apply(pool, again) is None
     [(count, occurrences, severity)] = await rows(
-        pool, "SELECT count(*), max(occurrences), max(severity) FROM alerts WHERE enterprise_id=%s", first.enterprise_id
+        pool,
+        "SELECT count(*), max(occurrences), max(severity) FROM alerts WHERE enterprise_id=%s",
+        first.enterprise_id,
     )
     assert (count, occurrences, severity) == (1, 2, "critical")
 
@@ -76,7 +84,9 @@ async def test_cleared_sets_cleared_at_but_keeps_the_alert_open(pool, uid):
     v = violation(uid)
     await apply(pool, v)
     assert await apply(pool, violation(uid, state="cleared", at=T0 + 60_000)) == "cleared"
-    [(status, cleared)] = await rows(pool, "SELECT status, cleared_at FROM alerts WHERE alert_id=%s", v.violation_id)
+    [(status, cleared)] = await rows(
+        pool, "SELECT status, cleared_at FROM alerts WHERE alert_id=%s", v.violation_id
+    )
     assert status == "open" and cleared is not None
 
 
@@ -89,4 +99,6 @@ async def test_audit_trail_is_append_only(pool, uid):
     await apply(pool, v)
     async with pool.connection() as conn:
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-            await conn.execute("UPDATE alert_audit SET reason='rewritten' WHERE alert_id=%s", (v.violation_id,))
+            await conn.execute(
+                "UPDATE alert_audit SET reason='rewritten' WHERE alert_id=%s", (v.violation_id,)
+            )

@@ -13,7 +13,9 @@ def reading(temp: float, at_min: float, device: str = "f1", profile: str = "free
     return Telemetry("ent", device, "site", profile, T0 + int(at_min * MIN), {"temperature": temp}, T0)
 
 
-def run(rule: ColdChainRule, temps: list[tuple[float, float]], attrs: dict[str, object] | None = None, **kw: str):
+def run(
+    rule: ColdChainRule, temps: list[tuple[float, float]], attrs: dict[str, object] | None = None, **kw: str
+):
     out = []
     for at, temp in temps:
         out += rule.evaluate(reading(temp, at, **kw), attrs or {})
