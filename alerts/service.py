@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
@@ -31,7 +32,7 @@ GROUP_ID = "vigil-alerts"
 # within seconds once it is back.
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 @dataclass(slots=True)

@@ -40,6 +40,7 @@ async def apply_violation(conn: AsyncConnection[Any], v: Violation) -> str | Non
     )
     if await cur.fetchone() is not None:
         return None  # already applied: a replay
+    change: str | None
     if v.state == "active":
         change = await _apply_active(conn, v)
     else:

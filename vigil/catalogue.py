@@ -45,8 +45,8 @@ def _parse(code: str, raw: dict[str, object]) -> ViolationType:
         name_zh=str(raw["name_zh"]),
         name_en=str(raw["name_en"]),
         domain=str(raw["domain"]),
-        severity=severity,  # type: ignore[arg-type]  # checked against SEVERITIES above
-        tier=tier,  # type: ignore[arg-type]
+        severity=severity,  # narrowed to Severity by the membership check above
+        tier=tier,
         deadline_hours=float(deadline),
         first_offence_warning=bool(raw["first_offence_warning"]),
     )

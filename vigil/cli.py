@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -66,11 +67,10 @@ async def _until_signalled(services: list[Service]) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    waits = [asyncio.ensure_future(stop.wait())]
-    waits += [asyncio.ensure_future(asyncio.shield(s.failed)) for s in services if s.failed is not None]
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    waits += [s.failed for s in services if s.failed is not None]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for w in waits:
-        w.cancel()
+    waits[0].cancel()  # the failure futures belong to the services: never cancel those
     return 0 if stop.is_set() else 1
 
 
@@ -178,7 +178,7 @@ class _NoticePrinter(Service):
         self._client.on_message = lambda _c, _u, msg: self._show(msg.payload)
         await mqtt.connect(self._client, self._url)
 
-    def _show(self, payload: bytes) -> None:
+    def _show(self, payload: bytes | bytearray) -> None:
         with contextlib.suppress(ValueError):
             n = orjson.loads(payload)
             print(

