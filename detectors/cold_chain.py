@@ -109,12 +109,12 @@ class ColdChainRule:
         bound = (
             f"{limits.min_c:g}–{limits.max_c:g} °C" if limits.min_c is not None else f"≤ {limits.max_c:g} °C"
         )
-        lasted_min = (reading.ts - state.outside_since) / 60_000
+        lasted = _duration((reading.ts - state.outside_since) / 1000)
         where = reading.device_id
         summary = (
-            f"{kind.name_en}: {value:g} °C (limit {bound}) for {lasted_min:.0f} min on {where}"
+            f"{kind.name_en}: {value:g} °C (limit {bound}) for {lasted} on {where}"
             if phase == "active"
-            else f"{kind.name_en} ended: back to {value:g} °C after {lasted_min:.0f} min on {where}"
+            else f"{kind.name_en} ended: back to {value:g} °C after {lasted} on {where}"
         )
         return Violation(
             violation_id=vid,
@@ -139,3 +139,7 @@ class ColdChainRule:
                 "outside_since": state.outside_since,
             },
         )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"

@@ -109,10 +109,10 @@ class SimulatedSite(Service):
         temperature = device.setpoint_c
         while True:
             failing = device.fails and loop.time() - started > self.spec.fail_after_s
-            # A failed compressor warms the room about a degree per tick; a working one holds the
-            # setpoint with a little sensor noise.
+            # A failed compressor lets the room warm towards the kitchen's temperature, about a
+            # degree a tick at first; a working one holds the setpoint with a little sensor noise.
             target = 2.0 if failing else device.setpoint_c
-            temperature += (target - temperature) * (0.15 if failing else 0.5) + self._rng.gauss(0, 0.2)
+            temperature += (target - temperature) * (0.04 if failing else 0.5) + self._rng.gauss(0, 0.2)
             await mqtt.publish_qos1(
                 client, self.topic(device, "telemetry"), self._payload(device, temperature)
             )

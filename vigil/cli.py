@@ -119,15 +119,18 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         await migrate(s.database_url)
         await ensure_topics(s.kafka_bootstrap)
         token = s.require_secret("api_token")
+        if with_site:
+            # Registered before ingest starts, so its first readings are already known devices.
+            pool = make_pool(s.database_url, name="demo-site")
+            await pool.open(wait=True)
+            site = SimulatedSite(s.mqtt_url, pool)
+            await site.register()
         for name, factory in SERVICES.items():
             service = factory(s)
             await service.start()
             services.append(service)
             print(f"  ✓ {name}", flush=True)
         if with_site:
-            pool = make_pool(s.database_url, name="demo-site")
-            await pool.open(wait=True)
-            site = SimulatedSite(s.mqtt_url, pool)
             await site.start()
             services.append(site)
             print(f"  ✓ simulated site {site.spec.site_id}: {len(site.spec.devices)} devices, "

@@ -78,6 +78,9 @@ class _Process:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own process group: a terminal's Ctrl-C reaches only `vigil`, which then stops the
+            # services before the brokers they are still talking to.
+            process_group=0,
         )
 
     def stop(self) -> None:
