@@ -19,7 +19,7 @@ from vigil.db import make_pool
 from vigil.errors import InvalidMessage
 from vigil.events import Telemetry, decode_device_message, encode
 from vigil.kafka import DeadLetterSink, consume_batches, ensure_topics, make_consumer, make_producer
-from vigil.registry import DeviceRegistry
+from vigil.registry import Device, DeviceRegistry
 from vigil.service import Service
 from vigil.settings import Settings
 from vigil.topics import TELEMETRY, VIOLATIONS
@@ -27,6 +27,8 @@ from vigil.topics import TELEMETRY, VIOLATIONS
 log = logging.getLogger(__name__)
 
 GROUP_ID = "vigil-detector-telemetry"
+# A reload on a registry miss waits at most this long before the cached registry is used.
+_REGISTRY_TIMEOUT_S = 2.0
 
 
 @dataclass(slots=True)
@@ -83,6 +85,15 @@ class TelemetryDetector(Service):
             except Exception:
                 log.exception("registry refresh failed; keeping the cached registry")
 
+    async def _device(self, device_id: str) -> Device | None:
+        """The registered device, reloading the registry for a newly registered one (at most once a
+        second); if the database is unreachable, the cached registry is used."""
+        try:
+            return await asyncio.wait_for(self._registry.lookup(device_id), _REGISTRY_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("device registry unavailable (%s); using the cached registry", exc)
+            return self._registry.get(device_id)
+
     async def _handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         assert self._producer is not None and self._deadletter is not None
         sends = []
@@ -104,7 +115,7 @@ class TelemetryDetector(Service):
             if not isinstance(message, Telemetry):
                 continue  # events and status are for the rule engine (device profiles)
             self.stats.readings += 1
-            device = self._registry.get(message.device_id)
+            device = await self._device(message.device_id)
             attributes = device.attributes if device is not None else {}
             for violation in self._rule.evaluate(message, attributes):
                 self.stats.violations += 1

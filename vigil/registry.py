@@ -38,18 +38,18 @@ class DeviceRegistry:
         # recognised within about a second without letting unknown ids hammer the database.
         self._miss_refresh_s = miss_refresh_s
         self._devices: dict[str, Device] = {}
-        self._loaded_at = 0.0
+        self._loaded_at = 0.0  # last attempt, successful or not: a failing database is not hammered
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         async with self._lock:
+            self._loaded_at = time.monotonic()
             async with self._pool.connection() as conn:
                 cur = await conn.execute(
                     "SELECT device_id, enterprise_id, site_id, profile, attributes FROM devices"
                 )
                 rows = await cur.fetchall()
             self._devices = {r[0]: Device(r[0], r[1], r[2], r[3], r[4] or {}) for r in rows}
-            self._loaded_at = time.monotonic()
         log.debug("device registry loaded: %d devices", len(self._devices))
 
     def get(self, device_id: str) -> Device | None:
@@ -57,6 +57,8 @@ class DeviceRegistry:
         return self._devices.get(device_id)
 
     async def lookup(self, device_id: str) -> Device | None:
+        """Cached lookup that reloads on a miss (rate-limited) or when the cache is stale; raises
+        the database's error if that reload fails."""
         device = self._devices.get(device_id)
         age = time.monotonic() - self._loaded_at
         if (device is None and age > self._miss_refresh_s) or age > self._refresh_s:

@@ -15,11 +15,6 @@ T0 = 1_763_000_000_000
 
 async def test_readings_become_violations_and_garbage_is_dead_lettered(settings, pool, uid):
     device = f"chiller-{uid}"
-    # The device's own attributes tighten the chiller range and shorten the duration.
-    await register_device(
-        pool, enterprise_id=f"ent-{uid}", site_id=f"site-{uid}", device_id=device, profile="chiller",
-        attributes={"max_temp_c": 5, "duration_s": 120},
-    )  # fmt: skip
     readings = [(0, 4.0), (60, 6.0), (120, 6.5), (180, 7.0), (240, 3.0)]
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
@@ -29,6 +24,12 @@ async def test_readings_become_violations_and_garbage_is_dead_lettered(settings,
             KafkaTail(settings.kafka_bootstrap, DEADLETTER) as dead,
             TelemetryDetector(settings) as detector,
         ):
+            # Registered after the detector started: its own attributes (a tighter range, a shorter
+            # duration) must still apply to its first readings.
+            await register_device(
+                pool, enterprise_id=f"ent-{uid}", site_id=f"site-{uid}", device_id=device, profile="chiller",
+                attributes={"max_temp_c": 5, "duration_s": 120},
+            )  # fmt: skip
             await producer.send_and_wait(TELEMETRY, b'{"v": 1, "type": "telemetry"}', key=device.encode())
             for seconds, temp in readings:
                 t = Telemetry(
