@@ -44,7 +44,9 @@ class KafkaTail:
             if len(matched) >= count:
                 return matched
             if time.monotonic() > deadline:
-                raise AssertionError(f"{len(matched)}/{count} matching records on {self._topic} in {timeout}s")
+                raise AssertionError(
+                    f"{len(matched)}/{count} matching records on {self._topic} in {timeout}s"
+                )
             batch = await self._consumer.getmany(timeout_ms=200)
             for records in batch.values():
                 self.records.extend(orjson.loads(r.value) for r in records if r.value)
