@@ -56,7 +56,11 @@ async def migrate(database_url: str) -> list[str]:
 
 
 def make_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 4, name: str = "vigil"
+    database_url: str, *, min_size: int = 1, max_size: int = 4, name: str = "vigil", timeout_s: float = 10.0
 ) -> AsyncConnectionPool:
     # Opened by the caller (`await pool.open(wait=True)`) so that start-up failures surface there.
-    return AsyncConnectionPool(database_url, min_size=min_size, max_size=max_size, open=False, name=name)
+    # `timeout_s` bounds how long a caller waits for a connection (psycopg's default is 30 s), so a
+    # database outage surfaces as an error the services retry, not as a stall.
+    return AsyncConnectionPool(
+        database_url, min_size=min_size, max_size=max_size, open=False, name=name, timeout=timeout_s
+    )

@@ -128,8 +128,9 @@ def start_mqtt(workdir: Path, port: int = 0) -> tuple[_Process, str]:
             f"listener {port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
-            # Bounded per-client queue: a slow subscriber costs at most this many messages.
-            "max_queued_messages 10000\n"
+            # Bounded per-client queue of QoS 1 messages for a slow subscriber (ingest pushing back):
+            # beyond it the broker drops, so it is sized for a long burst, ~100 MB at most.
+            "max_queued_messages 100000\n"
             "max_packet_size 1048576\n"
         )
         conf.chmod(0o644)

@@ -67,6 +67,9 @@ async def connect(client: mqtt.Client, url: str, *, timeout_s: float = 10.0) -> 
     except TimeoutError:
         client.loop_stop()
         raise InfrastructureUnavailable(f"no CONNACK from the MQTT broker at {host}:{port}") from None
+    except InfrastructureUnavailable:
+        client.loop_stop()  # refused: don't leave paho's thread reconnecting in the background
+        raise
 
 
 async def publish_qos1(client: mqtt.Client, topic: str, payload: bytes, *, timeout_s: float = 10.0) -> None:
