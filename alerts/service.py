@@ -11,28 +11,22 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from alerts.store import apply_violation
-from vigil.db import make_pool, migrate
+from vigil.db import migrate
 from vigil.errors import ConfigurationError, InvalidMessage
 from vigil.events import Violation, decode_violation
-from vigil.kafka import DeadLetterSink, consume_batches, ensure_topics, make_consumer, make_producer
-from vigil.service import Service
 from vigil.settings import Settings
 from vigil.topics import VIOLATIONS
+from vigil.worker import KafkaWorker, Record
 
 log = logging.getLogger(__name__)
 
-GROUP_ID = "vigil-alerts"
 # Backoff while the database is unreachable: start fast for a blip, cap so recovery is noticed
 # within seconds once it is back.
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
-
-Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 @dataclass(slots=True)
@@ -45,40 +39,20 @@ class AlertStats:
     dead_lettered: int = 0
 
 
-class AlertService(Service):
+class AlertService(KafkaWorker):
     name = "alerts"
+    topic = VIOLATIONS
+    group_id = "vigil-alerts"
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__()
-        assert settings.kafka_bootstrap and settings.database_url, "infrastructure URLs must be resolved"
-        self._settings = settings
-        self._pool = make_pool(settings.database_url, max_size=2, name=self.name)
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._deadletter: DeadLetterSink | None = None
+        super().__init__(settings)
         self.stats = AlertStats()
 
-    async def _start(self) -> None:
-        bootstrap, database_url = self._settings.kafka_bootstrap, self._settings.database_url
-        assert bootstrap and database_url
-        await migrate(database_url)
-        await ensure_topics(bootstrap)
-        await self._pool.open(wait=True)
-        self._producer = make_producer(bootstrap, client_id=self.name)
-        await self._producer.start()
-        self._deadletter = DeadLetterSink(self._producer, self.name)
-        self._consumer = make_consumer(bootstrap, GROUP_ID, VIOLATIONS, client_id=self.name)
-        await self._consumer.start()
-        self.spawn(consume_batches(self._consumer, self._handle), "consume")
+    async def _prepare(self) -> None:
+        assert self._settings.database_url
+        await migrate(self._settings.database_url)
 
-    async def _stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
-        await self._pool.close()
-
-    async def _handle(self, records: Sequence[Record]) -> None:
+    async def handle(self, records: Sequence[Record]) -> None:
         violations: list[tuple[Record, Violation]] = []
         for record in records:
             try:
@@ -127,13 +101,5 @@ class AlertService(Service):
                 setattr(self.stats, change, getattr(self.stats, change) + 1)
 
     async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
-        assert self._deadletter is not None
         self.stats.dead_lettered += 1
-        delivered = await self._deadletter.send(
-            source=f"{record.topic}/{record.partition}@{record.offset}",
-            reason=reason,
-            detail=detail,
-            payload=record.value or b"",
-            key=record.key,
-        )
-        await delivered  # on the broker before the offset can be committed
+        await (await self.dead_letter(record, reason, detail))  # on the broker before the commit

@@ -166,7 +166,7 @@ class MqttKafkaBridge(Service):
         self._deadletter = DeadLetterSink(self._producer, service=self.name)
         # The worker runs before MQTT connects: a resumed session delivers its backlog at once.
         self.spawn(self._work(), "worker")
-        self.spawn(self._refresh_registry(), "registry")
+        self.spawn(self._registry.refresh_forever(REGISTRY_REFRESH_S), "registry")
 
         self._subscribed = self._loop.create_future()
         client = mqtt.mqtt_client(url, self._client_id, clean_session=False, manual_ack=True)
@@ -375,14 +375,6 @@ class MqttKafkaBridge(Service):
             for message in batch:
                 if message.qos > 0 and message.generation == self._generation:
                     self._client.ack(message.mid, message.qos)
-
-    async def _refresh_registry(self) -> None:
-        while True:
-            await asyncio.sleep(REGISTRY_REFRESH_S)
-            try:
-                await self._registry.load()
-            except Exception as exc:
-                log.warning("device registry refresh failed (%s); keeping the cached registry", exc)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

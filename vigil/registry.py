@@ -52,6 +52,15 @@ class DeviceRegistry:
             self._devices = {r[0]: Device(r[0], r[1], r[2], r[3], r[4] or {}) for r in rows}
         log.debug("device registry loaded: %d devices", len(self._devices))
 
+    async def refresh_forever(self, interval_s: float) -> None:
+        """Reload every `interval_s` (run as a background task); a failed reload keeps the cache."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.load()
+            except Exception as exc:
+                log.warning("device registry refresh failed (%s); keeping the cached registry", exc)
+
     def get(self, device_id: str) -> Device | None:
         """Cached lookup only; never waits."""
         return self._devices.get(device_id)
