@@ -71,8 +71,8 @@ class AlertService(KafkaWorker):
                 log.warning("database unavailable (%s); retrying the batch in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX_S)
-            except psycopg.Error as exc:
-                log.warning("batch refused by the database (%s); applying one by one", exc)
+            except Exception as exc:  # a data error somewhere in the batch: find it alone
+                log.warning("batch refused (%r); applying one by one", exc)
                 await self._apply_one_by_one(violations)
                 return
 
@@ -89,8 +89,9 @@ class AlertService(KafkaWorker):
                 self._count([change])
             except psycopg.OperationalError:
                 raise  # not the message's fault: let the batch be retried after a restart
-            except psycopg.Error as exc:
-                await self._dead_letter(record, "refused_by_database", str(exc))
+            except Exception as exc:  # the database or the store refused this one message
+                log.warning("violation %s refused: %r", violation.violation_id, exc)
+                await self._dead_letter(record, "refused_by_store", f"{type(exc).__name__}: {exc}")
 
     def _count(self, changes: Sequence[str | None]) -> None:
         for change in changes:

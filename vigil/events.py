@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +21,13 @@ from vigil.catalogue import SEVERITIES, Severity, catalogue
 from vigil.errors import InvalidMessage
 
 SCHEMA_VERSION = 1
+
+# Ids name MQTT topic levels and database keys: no wildcards, no separators, bounded length.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Plausible event times: nothing before 2000, nothing more than a day ahead of this machine's
+# clock (ingest refuses skew far smaller; this guards the topics against other writers).
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_FUTURE_MS = 86_400_000
 
 Json = dict[str, Any]
 
@@ -166,6 +175,21 @@ def _int(obj: Json, key: str) -> int:
     return value
 
 
+def _id(obj: Json, key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise InvalidMessage("bad_field", f"{key!r} must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def _ts(obj: Json, key: str) -> int:
+    value = _int(obj, key)
+    latest = time.time_ns() // 1_000_000 + MAX_FUTURE_MS
+    if not MIN_TS_MS <= value <= latest:
+        raise InvalidMessage("bad_timestamp", f"{key!r} must be epoch milliseconds between 2000 and tomorrow")
+    return value
+
+
 def _dict(obj: Json, key: str) -> Json:
     value = obj.get(key)
     if not isinstance(value, dict):
@@ -183,12 +207,12 @@ def _metrics(obj: Json) -> dict[str, float]:
 
 def _envelope(obj: Json) -> tuple[str, str, str, str, int, int]:
     return (
-        _str(obj, "enterprise_id"),
-        _str(obj, "device_id"),
-        _str(obj, "site_id"),
+        _id(obj, "enterprise_id"),
+        _id(obj, "device_id"),
+        _id(obj, "site_id"),
         _str(obj, "profile"),
-        _int(obj, "ts"),
-        _int(obj, "received_at"),
+        _ts(obj, "ts"),
+        _ts(obj, "received_at"),
     )
 
 
@@ -225,15 +249,15 @@ def decode_violation(raw: bytes) -> Violation:
     if severity not in SEVERITIES:
         raise InvalidMessage("bad_field", f"'severity' must be one of {SEVERITIES}")
     return Violation(
-        violation_id=_str(obj, "violation_id"),
+        violation_id=_id(obj, "violation_id"),
         code=code,
         state=state,
-        enterprise_id=_str(obj, "enterprise_id"),
-        site_id=_str(obj, "site_id"),
+        enterprise_id=_id(obj, "enterprise_id"),
+        site_id=_id(obj, "site_id"),
         source_kind=source_kind,
-        source_id=_str(obj, "source_id"),
-        window_start=_int(obj, "window_start"),
-        detected_at=_int(obj, "detected_at"),
+        source_id=_id(obj, "source_id"),
+        window_start=_ts(obj, "window_start"),
+        detected_at=_ts(obj, "detected_at"),
         severity=severity,
         detector=_str(obj, "detector"),
         summary=_str(obj, "summary"),
