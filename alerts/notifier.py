@@ -35,18 +35,20 @@ from vigil.topics import ALERTS, notices_topic
 
 log = logging.getLogger(__name__)
 
-# Rows per claim: big enough to drain a burst quickly, small enough that a stuck broker holds
-# few row locks while the publish times out.
-_BATCH = 100
-_BACKOFF_MAX_S = 30.0
+# After a failed delivery a row waits 2^attempts seconds, capped, before its next try; a channel
+# that is down is not tried again in the same pass.
+_ROW_BACKOFF_MAX_S = 300
+_PASS_BACKOFF_MAX_S = 30.0
 
+# One row per transaction: a row is marked delivered in the same commit as its claim, so a
+# failure later in a pass never rolls back (and re-sends) rows already delivered.
 _CLAIM = """
 SELECT o.outbox_id, o.alert_id, o.enterprise_id, o.channel, o.payload,
        a.code, a.site_id, a.status, a.severity, a.tier, a.summary
 FROM outbox o JOIN alerts a USING (alert_id)
-WHERE o.delivered_at IS NULL
+WHERE o.delivered_at IS NULL AND o.next_attempt_at <= now() AND o.channel <> ALL(%s)
 ORDER BY o.outbox_id
-LIMIT %s
+LIMIT 1
 FOR UPDATE OF o SKIP LOCKED
 """
 
@@ -113,33 +115,55 @@ class Notifier(Service):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
             self._wake.clear()
             try:
-                while await self.deliver_batch() == _BATCH:
-                    pass
-                backoff = self._settings.outbox_poll_interval_s
-            except (InfrastructureUnavailable, psycopg.OperationalError) as exc:
+                _, down = await self.deliver_pending()
+            except psycopg.OperationalError as exc:
+                down = {"database"}
+                log.warning("outbox unreachable (%s)", exc)
+            if down:
                 self.stats.failures += 1
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                log.warning("outbox delivery paused (%s); next try in %.0fs", exc, backoff)
+                backoff = min(backoff * 2, _PASS_BACKOFF_MAX_S)
+                log.warning(
+                    "outbox delivery paused for %s; next pass in %.0fs", ", ".join(sorted(down)), backoff
+                )
+            else:
+                backoff = self._settings.outbox_poll_interval_s
 
-    async def deliver_batch(self) -> int:
-        """Claim, deliver and mark up to one batch; returns the number of rows delivered."""
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_CLAIM, (_BATCH,))
-            rows = await cur.fetchall()
-            for row in rows:
+    async def deliver_pending(self) -> tuple[int, set[str]]:
+        """Deliver every row that is due, one transaction each; returns how many were delivered and
+        the channels found down (their remaining rows wait for the next pass)."""
+        delivered, down = 0, set[str]()
+        while True:
+            async with self._pool.connection() as conn, conn.transaction():
+                row = await (await conn.execute(_CLAIM, (list(down),))).fetchone()
+                if row is None:
+                    return delivered, down
                 try:
                     await self._deliver(conn, row)
-                except InfrastructureUnavailable as exc:
                     await conn.execute(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = %s WHERE outbox_id = %s",
-                        (str(exc)[:500], row[0]),
+                        "UPDATE outbox SET delivered_at = now(), attempts = attempts + 1"
+                        " WHERE outbox_id = %s",
+                        (row[0],),
                     )
-                    raise
-                await conn.execute(
-                    "UPDATE outbox SET delivered_at = now(), attempts = attempts + 1 WHERE outbox_id = %s",
-                    (row[0],),
-                )
-        return len(rows)
+                    delivered += 1
+                    continue
+                except InfrastructureUnavailable as exc:
+                    down.add(row[3])
+                    error = str(exc)
+                except ValueError as exc:  # e.g. a topic the broker client refuses: this row only
+                    error = f"undeliverable: {exc}"
+            # Nothing was written for the failed row (delivery comes before any update), so its claim
+            # transaction has simply ended; record the failure in a transaction of its own.
+            await self._record_failure(row[0], error)
+
+    async def _record_failure(self, outbox_id: int, error: str) -> None:
+        log.warning("outbox row %s not delivered: %s", outbox_id, error)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = %s,"
+                " next_attempt_at = now() + make_interval(secs => LEAST(%s, power(2, attempts)))"
+                " WHERE outbox_id = %s",
+                (error[:500], _ROW_BACKOFF_MAX_S, outbox_id),
+            )
 
     async def _deliver(self, conn: psycopg.AsyncConnection[Any], row: tuple[Any, ...]) -> None:
         (
@@ -172,7 +196,7 @@ class Notifier(Service):
                 await conn.execute(
                     "INSERT INTO outbox (alert_id, enterprise_id, channel, payload)"
                     " VALUES (%s, %s, 'alert_stream', %s)",
-                    (alert_id, enterprise_id, Jsonb({"change": "notified"})),
+                    (alert_id, enterprise_id, Jsonb({"change": "notified", "status": "notified"})),
                 )
             return
         assert self._producer is not None
@@ -181,7 +205,7 @@ class Notifier(Service):
             enterprise_id=enterprise_id,
             site_id=site_id,
             code=code,
-            status=status,
+            status=str(payload.get("status", status)),
             change=str(payload.get("change", "updated")),
             severity=severity,
             tier=tier,

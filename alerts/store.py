@@ -70,7 +70,7 @@ async def _apply_active(conn: AsyncConnection[Any], v: Violation) -> str:
             )
             await _audit(conn, alert_id, v, "repeated", status, status)
             await _remember(conn, v, alert_id)
-            await _outbox_change(conn, alert_id, v, "repeated")
+            await _outbox_change(conn, alert_id, v, "repeated", status)
             return "repeated"
         cur = await conn.execute(
             "INSERT INTO alerts (alert_id, code, enterprise_id, site_id, source_kind, source_id, status,"
@@ -86,7 +86,7 @@ async def _apply_active(conn: AsyncConnection[Any], v: Violation) -> str:
         if await cur.fetchone() is not None:
             await _audit(conn, v.violation_id, v, "opened", None, "open")
             await _remember(conn, v, v.violation_id)
-            await _outbox_change(conn, v.violation_id, v, "opened")
+            await _outbox_change(conn, v.violation_id, v, "opened", "open")
             await _outbox_notice(conn, v.violation_id, v)
             return "opened"
     raise RuntimeError(f"could neither open nor find the alert for violation {v.violation_id}")
@@ -110,7 +110,7 @@ async def _apply_cleared(conn: AsyncConnection[Any], v: Violation) -> str | None
     )
     await _audit(conn, alert_id, v, "condition_cleared", status, status)
     await _remember(conn, v, alert_id)
-    await _outbox_change(conn, alert_id, v, "cleared")
+    await _outbox_change(conn, alert_id, v, "cleared", status)
     return "cleared"
 
 
@@ -136,10 +136,14 @@ async def _audit(
     )
 
 
-async def _outbox_change(conn: AsyncConnection[Any], alert_id: str, v: Violation, change: str) -> None:
+async def _outbox_change(
+    conn: AsyncConnection[Any], alert_id: str, v: Violation, change: str, status: str
+) -> None:
+    # The status as of this change: published later, the alert row may have moved on.
+    payload = {"change": change, "status": status, "violation_id": v.violation_id}
     await conn.execute(
         "INSERT INTO outbox (alert_id, enterprise_id, channel, payload) VALUES (%s, %s, 'alert_stream', %s)",
-        (alert_id, v.enterprise_id, Jsonb({"change": change, "violation_id": v.violation_id})),
+        (alert_id, v.enterprise_id, Jsonb(payload)),
     )
 
 

@@ -68,7 +68,10 @@ class MqttTail:
     async def __aenter__(self) -> MqttTail:
         done = asyncio.get_running_loop().create_future()
         loop = asyncio.get_running_loop()
-        self._client.on_subscribe = lambda *a: loop.call_soon_threadsafe(done.set_result, None)
+        # Also fires on re-subscription after a reconnect: settle the future only once.
+        self._client.on_subscribe = lambda *a: loop.call_soon_threadsafe(
+            lambda: done.done() or done.set_result(None)
+        )
         self._client.on_connect = lambda c, *a: c.subscribe(self._topic, self._qos)
         self._client.connect(self._host, self._port)
         self._client.loop_start()

@@ -74,6 +74,9 @@ async def connect(client: mqtt.Client, url: str, *, timeout_s: float = 10.0) -> 
 
 async def publish_qos1(client: mqtt.Client, topic: str, payload: bytes, *, timeout_s: float = 10.0) -> None:
     """Publish at QoS 1 and wait for the broker's PUBACK."""
+    if not client.is_connected():
+        # paho would queue it and send it on reconnect, and the caller's retry would send it again.
+        raise InfrastructureUnavailable(f"MQTT broker not connected; {topic} not published")
     info = client.publish(topic, payload, qos=1)
     if info.rc != mqtt.MQTT_ERR_SUCCESS:
         raise InfrastructureUnavailable(f"MQTT publish to {topic} failed: {mqtt.error_string(info.rc)}")

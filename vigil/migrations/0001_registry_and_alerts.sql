@@ -100,6 +100,7 @@ CREATE TABLE outbox (
     created_at    timestamptz NOT NULL DEFAULT now(),
     attempts      integer NOT NULL DEFAULT 0,
     last_error    text,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),  -- backoff after a failed delivery
     delivered_at  timestamptz
 );
 CREATE INDEX outbox_pending ON outbox (outbox_id) WHERE delivered_at IS NULL;
