@@ -87,7 +87,7 @@ class Notifier(Service):
 
     async def _stop(self) -> None:
         if self._mqtt is not None:
-            mqtt.disconnect(self._mqtt)
+            await asyncio.to_thread(mqtt.disconnect, self._mqtt)  # joins paho's thread
         if self._producer is not None:
             await self._producer.stop()
         await self._pool.close()

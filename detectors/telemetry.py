@@ -12,9 +12,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from detectors.cold_chain import ColdChainRule
 from vigil.errors import InvalidMessage
 from vigil.events import Telemetry, decode_device_message, encode
+from vigil.kafka import now_ms
 from vigil.registry import Device, DeviceRegistry
 from vigil.settings import Settings
 from vigil.topics import TELEMETRY, VIOLATIONS
@@ -44,12 +47,36 @@ class TelemetryDetector(KafkaWorker):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._registry = DeviceRegistry(self._pool)
-        self._rule = ColdChainRule()
+        # Rule state per partition: a revoked partition's state is dropped, an assigned one's is
+        # rebuilt by replay, so N detectors never judge a device on stale state.
+        self._rules: dict[int, ColdChainRule] = {}
         self.stats = DetectorStats()
 
     async def _prepare(self) -> None:
         await self._registry.load()
         self.spawn(self._registry.refresh_forever(_REGISTRY_REFRESH_S), "registry")
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            self._rules.pop(tp.partition, None)
+
+    async def partitions_assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """Rebuild rule state by re-reading the replay window of each assigned partition. A crash
+        or a rebalance then neither misses an excursion that was under way nor its clearing; what
+        the replay re-emits has the same deterministic ids, which the alert store absorbs."""
+        for tp in assigned:
+            self._rules.pop(tp.partition, None)
+        window_ms = int(self._settings.detector_replay_window_s * 1000)
+        if not assigned or window_ms == 0:
+            return
+        since = now_ms() - window_ms
+        found = await consumer.offsets_for_times({tp: since for tp in assigned})
+        for tp, at in found.items():
+            if at is not None:
+                consumer.seek(tp, at.offset)
+        log.info(
+            "replaying the last %ds of %d partitions to rebuild rule state", window_ms // 1000, len(found)
+        )
 
     async def _device(self, device_id: str) -> Device | None:
         """The registered device, reloading the registry for a newly registered one (at most once a
@@ -74,7 +101,8 @@ class TelemetryDetector(KafkaWorker):
             self.stats.readings += 1
             device = await self._device(message.device_id)
             attributes = device.attributes if device is not None else {}
-            for violation in self._rule.evaluate(message, attributes):
+            rule = self._rules.setdefault(record.partition, ColdChainRule())
+            for violation in rule.evaluate(message, attributes):
                 self.stats.violations += 1
                 sends.append(
                     await self.producer.send(VIOLATIONS, encode(violation), key=violation.source_id.encode())

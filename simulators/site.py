@@ -94,7 +94,7 @@ class SimulatedSite(Service):
 
     async def _stop(self) -> None:
         for client in self._clients:
-            mqtt.disconnect(client)
+            await asyncio.to_thread(mqtt.disconnect, client)  # joins paho's thread
 
     def _payload(self, device: SimulatedDevice, temperature: float) -> bytes:
         ts = now_ms()

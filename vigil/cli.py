@@ -61,6 +61,17 @@ SERVICES: dict[str, Callable[[Settings], Service]] = {
 }
 
 
+_ALL = ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL", "VIGIL_MQTT_URL")
+# The infrastructure each service talks to; `vigil run` refuses to start without it.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "alerts": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
+    "notifier": _ALL,
+    "detector-telemetry": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
+    "ingest": _ALL,
+    "api": ("VIGIL_DATABASE_URL",),
+}
+
+
 async def _until_signalled(services: list[Service]) -> int:
     """Wait for SIGINT/SIGTERM (exit 0) or for any service's background task to die (exit 1)."""
     loop = asyncio.get_running_loop()
@@ -83,15 +94,12 @@ async def _stop_all(services: list[Service]) -> None:
 
 
 async def run_service(name: str, settings: Settings) -> int:
-    missing = [
-        env
-        for env, value in (
-            ("VIGIL_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
-            ("VIGIL_DATABASE_URL", settings.database_url),
-            ("VIGIL_MQTT_URL", settings.mqtt_url),
-        )
-        if not value
-    ]
+    configured = {
+        "VIGIL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "VIGIL_DATABASE_URL": settings.database_url,
+        "VIGIL_MQTT_URL": settings.mqtt_url,
+    }
+    missing = [env for env in NEEDS[name] if not configured[env]]
     if missing:
         raise VigilError(f"`vigil run {name}` needs configured infrastructure; set {', '.join(missing)}")
     service = SERVICES[name](settings)
@@ -191,7 +199,7 @@ class _NoticePrinter(Service):
     async def _stop(self) -> None:
         from vigil import mqtt
 
-        mqtt.disconnect(self._client)
+        await asyncio.to_thread(mqtt.disconnect, self._client)
 
 
 async def register(settings: Settings, args: argparse.Namespace) -> int:

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # that support `$share`); empty = plain subscription (a single ingest instance).
     ingest_shared_group: str = ""
 
+    # The telemetry detector keeps rule state in memory and rebuilds it, when it is given a
+    # partition, by re-reading this much of the partition's recent past: it must cover the longest
+    # rule duration (15 min by default) with room for an excursion already under way.
+    detector_replay_window_s: float = Field(default=3600.0, ge=0)
+
     # The embedded Kafka (Tansu) cannot do idempotent producers through aiokafka.
     kafka_idempotent_producer: bool = False
 

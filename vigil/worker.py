@@ -8,8 +8,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from aiokafka.structs import RecordMetadata
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.structs import RecordMetadata, TopicPartition
 
 from vigil.db import make_pool
 from vigil.kafka import DeadLetterSink, consume_batches, ensure_topics, make_consumer, make_producer
@@ -43,6 +43,12 @@ class KafkaWorker(Service):
     async def handle(self, records: Sequence[Record]) -> None:
         raise NotImplementedError
 
+    async def partitions_assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """After a rebalance, before fetching: a stateful worker may seek back to rebuild state."""
+
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Before a rebalance: state kept for these partitions now belongs to another member."""
+
     async def _start(self) -> None:
         bootstrap = self._settings.kafka_bootstrap
         assert bootstrap
@@ -54,7 +60,8 @@ class KafkaWorker(Service):
         )
         await self._producer_or_none.start()
         self._deadletter_or_none = DeadLetterSink(self._producer_or_none, self.name)
-        self._consumer = make_consumer(bootstrap, self.group_id, self.topic, client_id=self.name)
+        self._consumer = make_consumer(bootstrap, self.group_id, client_id=self.name)
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self, self._consumer))
         await self._consumer.start()
         self.spawn(consume_batches(self._consumer, self.handle), "consume")
 
@@ -75,3 +82,14 @@ class KafkaWorker(Service):
             payload=record.value or b"",
             key=record.key,
         )
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: KafkaWorker, consumer: AIOKafkaConsumer) -> None:
+        self._worker, self._consumer = worker, consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._worker.partitions_assigned(self._consumer, assigned)
