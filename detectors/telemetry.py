@@ -78,6 +78,12 @@ class TelemetryDetector(KafkaWorker):
             "replaying the last %ds of %d partitions to rebuild rule state", window_ms // 1000, len(found)
         )
 
+    async def rewind(self) -> None:
+        # The failed batch already advanced the rule state: rebuild it, exactly as for a newly
+        # assigned partition, so the violations it could not send are emitted again.
+        assert self._consumer is not None
+        await self.partitions_assigned(self._consumer, self._consumer.assignment())
+
     async def _device(self, device_id: str) -> Device | None:
         """The registered device, reloading the registry for a newly registered one (at most once a
         second); if the database is unreachable, the cached registry is used."""

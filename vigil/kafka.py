@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata
 
 from vigil.errors import InfrastructureUnavailable
@@ -22,6 +22,9 @@ from vigil.events import DeadLetter, encode
 from vigil.topics import DEADLETTER, TOPICS
 
 log = logging.getLogger(__name__)
+
+# Backoff while Kafka is away: fast for a blip, capped so recovery is noticed within seconds.
+_RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
 
 # Dead-letter payloads keep enough of the original to diagnose it without storing abuse verbatim.
 DEADLETTER_PAYLOAD_LIMIT = 4096
@@ -116,17 +119,33 @@ async def consume_batches(
     consumer: AIOKafkaConsumer,
     handle: BatchHandler,
     *,
+    rewind: Callable[[], Awaitable[None]] | None = None,
     max_records: int = 500,
     timeout_ms: int = 200,
 ) -> None:
-    """Fetch, handle, then commit — forever. A handler error propagates *before* the commit, so
-    the batch is fetched again after a restart (at-least-once)."""
+    """Fetch, handle, then commit — forever. A handler error comes *before* the commit, so the
+    batch is handled again (at-least-once). After a transient Kafka error (a produce that timed
+    out while the broker was away): `rewind` (default: seek back to the committed offsets; a
+    stateful handler must also drop the state the failed batch built), back off, go on. After
+    any other error: propagate, so the service fails loudly and a restart replays the batch.
+    Handlers must therefore be idempotent, which deterministic ids make them."""
+    delay = _RETRY_FIRST_S
     while True:
         batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         records = [r for rs in batches.values() for r in rs]
         if not records:
             continue
-        await handle(records)
+        try:
+            await handle(records)
+        except KafkaError as exc:
+            if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                raise
+            log.warning("Kafka unavailable while handling a batch (%r); retrying it in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+            await (rewind() if rewind is not None else consumer.seek_to_committed())
+            continue
+        delay = _RETRY_FIRST_S
         try:
             await consumer.commit()
         except KafkaError as exc:

@@ -43,6 +43,11 @@ class KafkaWorker(Service):
     async def handle(self, records: Sequence[Record]) -> None:
         raise NotImplementedError
 
+    async def rewind(self) -> None:
+        """Go back to the last committed offsets after a batch failed half-way (Kafka was away)."""
+        assert self._consumer is not None
+        await self._consumer.seek_to_committed()
+
     async def partitions_assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
         """After a rebalance, before fetching: a stateful worker may seek back to rebuild state."""
 
@@ -63,7 +68,7 @@ class KafkaWorker(Service):
         self._consumer = make_consumer(bootstrap, self.group_id, client_id=self.name)
         self._consumer.subscribe([self.topic], listener=_Rebalance(self, self._consumer))
         await self._consumer.start()
-        self.spawn(consume_batches(self._consumer, self.handle), "consume")
+        self.spawn(consume_batches(self._consumer, self.handle, rewind=self.rewind), "consume")
 
     async def _stop(self) -> None:
         if self._consumer is not None:
