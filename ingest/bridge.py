@@ -115,7 +115,7 @@ class MqttKafkaBridge(Service):
             "infrastructure URLs must be resolved"
         )
         self._settings = settings
-        self._client_id = client_id or default_client_id()
+        self._client_id = client_id or settings.ingest_client_id or default_client_id()
         self._limits = Limits.from_settings(settings)
         self._pool = make_pool(settings.database_url, max_size=2, name=self.name)
         self._registry = DeviceRegistry(self._pool)

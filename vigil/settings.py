@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     # Shared-subscription group so N ingest instances split the MQTT stream (MQTT 5 / 3.1.1 brokers
     # that support `$share`); empty = plain subscription (a single ingest instance).
     ingest_shared_group: str = ""
+    # MQTT client id of this ingest instance; its persistent session (messages queued while it was
+    # down) is found again only under the same id. Empty = `vigil-ingest-<hostname>`, which is
+    # stable on a host but not across re-created containers: set it there.
+    ingest_client_id: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
 
     # The telemetry detector keeps rule state in memory and rebuilds it, when it is given a
     # partition, by re-reading this much of the partition's recent past: it must cover the longest
