@@ -16,7 +16,7 @@ import psycopg
 
 from alerts.store import apply_violation
 from vigil.db import migrate
-from vigil.errors import ConfigurationError, InvalidMessage
+from vigil.errors import InvalidMessage
 from vigil.events import Violation, decode_violation
 from vigil.settings import Settings
 from vigil.topics import VIOLATIONS
@@ -57,9 +57,8 @@ class AlertService(KafkaWorker):
         for record in records:
             try:
                 violations.append((record, decode_violation(record.value or b"")))
-            except (InvalidMessage, ConfigurationError) as exc:
-                reason = exc.reason if isinstance(exc, InvalidMessage) else "unknown_code"
-                await self._dead_letter(record, reason, str(exc))
+            except InvalidMessage as exc:
+                await self._dead_letter(record, exc.reason, str(exc))
         if not violations:
             return
         delay = _RETRY_FIRST_S

@@ -14,6 +14,7 @@ from api.deps import Pool
 from api.models import AlertDetail, AlertPage, AlertPublic, AlertStatus, AuditEntry, ErrorBody
 from api.pagination import InvalidCursor, decode_cursor, encode_cursor
 from vigil.catalogue import catalogue
+from vigil.events import ID_PATTERN
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -22,7 +23,7 @@ ACQUIRE_TIMEOUT_S = 5.0
 
 # Same shape as the registry's id CHECK constraints. Also keeps NUL (which PostgreSQL text
 # refuses, turning into a 500) and oversized values out of the query: bad input is a 422.
-_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_ID_PATTERN = rf"^{ID_PATTERN.pattern}$"
 _ALERT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 _CODE_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
 

@@ -31,13 +31,12 @@ from typing import Any
 import orjson
 
 from vigil.errors import InvalidMessage
-from vigil.events import DeviceEvent, DeviceMessage, DeviceStatus, Telemetry
+from vigil.events import ID_PATTERN as _ID
+from vigil.events import MIN_TS_MS, DeviceEvent, DeviceMessage, DeviceStatus, Telemetry
 from vigil.registry import Device
 from vigil.settings import Settings
 from vigil.topics import DEVICE_MESSAGE_KINDS, MQTT_PREFIX
 
-# Ids end up in Kafka keys, database rows and log lines: a conservative alphabet keeps all three safe.
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Metric and event names also allow dots, for dotted namespaces ("boiler.pressure").
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -45,9 +44,6 @@ MAX_METRICS = 256
 # A ThingsBoard list is a device's backlog after an outage; the payload size limit bounds it too,
 # but a count keeps one message from turning into thousands of Kafka records.
 MAX_READINGS = 256
-# Before this nothing Vigil monitors was online; earlier stamps are a device with no clock set, or
-# one sending seconds where milliseconds are expected.
-MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _RESERVED = frozenset({"ts", "metrics", "values"})

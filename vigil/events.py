@@ -22,10 +22,12 @@ from vigil.errors import InvalidMessage
 
 SCHEMA_VERSION = 1
 
-# Ids name MQTT topic levels and database keys: no wildcards, no separators, bounded length.
+# Ids name MQTT topic levels, Kafka keys and database keys: no wildcards, no separators, bounded
+# length. The one definition: ingest, the API and the registry's CHECK constraints follow it.
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Plausible event times: nothing before 2000, nothing more than a day ahead of this machine's
 # clock (ingest refuses skew far smaller; this guards the topics against other writers).
+# Earlier stamps are a device with no clock set, or one sending seconds instead of milliseconds.
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_FUTURE_MS = 86_400_000
 

@@ -84,19 +84,17 @@ async def ensure_topics(bootstrap: str, *, timeout_s: float = 30.0) -> None:
 
 
 class DeadLetterSink:
-    """Sends refused input to `vigil.deadletter.v1` with a reason, and counts it by reason."""
+    """Sends refused input to `vigil.deadletter.v1` with a reason (callers count refusals in their stats)."""
 
     def __init__(self, producer: AIOKafkaProducer, service: str) -> None:
         self._producer = producer
         self._service = service
-        self.counts: dict[str, int] = {}
 
     async def send(
         self, *, source: str, reason: str, detail: str, payload: bytes, key: bytes | None = None
     ) -> asyncio.Future[RecordMetadata]:
         """Queue the dead letter; the returned future resolves when the broker has it. Callers that
         commit offsets or acknowledge the input must await it first."""
-        self.counts[reason] = self.counts.get(reason, 0) + 1
         letter = DeadLetter(
             service=self._service,
             source=source,

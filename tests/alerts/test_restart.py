@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.alerts.test_store import rows
 from vigil.events import Violation, encode, violation_id
+from vigil.topics import VIOLATIONS
 
 SOURCES = 200
 T0 = 1_763_000_000_000
@@ -48,14 +49,11 @@ async def stream(settings, items: list[Violation]) -> None:
     try:
         for start in range(0, len(items), 5):
             for v in items[start : start + 5] * 2:
-                await producer.send(VIOLATIONS_TOPIC, encode(v), key=v.source_id.encode())
+                await producer.send(VIOLATIONS, encode(v), key=v.source_id.encode())
             await asyncio.sleep(0.05)
         await producer.flush()
     finally:
         await producer.stop()
-
-
-VIOLATIONS_TOPIC = "vigil.violations.v1"
 
 
 async def count(pool, uid: str) -> int:
