@@ -116,8 +116,9 @@ async def _apply_cleared(conn: AsyncConnection[Any], v: Violation) -> str | None
 
 async def _remember(conn: AsyncConnection[Any], v: Violation, alert_id: str) -> None:
     await conn.execute(
-        "INSERT INTO alert_violations (violation_id, state, alert_id, detected_at) VALUES (%s, %s, %s, %s)",
-        (v.violation_id, v.state, alert_id, _ts(v.detected_at)),
+        "INSERT INTO alert_violations (violation_id, state, alert_id, detected_at, evidence)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (v.violation_id, v.state, alert_id, _ts(v.detected_at), Jsonb(v.evidence)),
     )
 
 

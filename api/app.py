@@ -14,11 +14,12 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
 import vigil
-from api import alerts
+from api import alerts, evidence
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
 from vigil.db import make_pool
 from vigil.errors import ConfigurationError
+from vigil.evidence import EvidenceStore
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.authenticator = authenticator
+    # Snapshots are files on a volume shared with the detectors; without one, none are served.
+    app.state.evidence = EvidenceStore(settings.evidence_dir) if settings.evidence_dir else None
     app.state.pool = None
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.include_router(alerts.router)
+    app.include_router(evidence.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
     async def healthz() -> Health:

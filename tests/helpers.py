@@ -17,10 +17,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 class KafkaTail:
     """Reads a topic from its current end (no consumer group), collecting decoded JSON values."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, decode: Callable[[Any], Any] | None = None) -> None:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._topic = topic
-        self.records: list[dict[str, Any]] = []
+        # By default a record is its JSON value; frames (binary values) pass their own decoder.
+        self._decode = decode or (lambda r: orjson.loads(r.value))
+        self.records: list[Any] = []
 
     async def __aenter__(self) -> KafkaTail:
         await self._consumer.start()
@@ -36,8 +38,8 @@ class KafkaTail:
         await self._consumer.stop()
 
     async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], *, count: int = 1, timeout: float = 30.0
-    ) -> list[dict[str, Any]]:
+        self, predicate: Callable[[Any], bool], *, count: int = 1, timeout: float = 30.0
+    ) -> list[Any]:
         deadline = time.monotonic() + timeout
         while True:
             matched = [r for r in self.records if predicate(r)]
@@ -49,7 +51,7 @@ class KafkaTail:
                 )
             batch = await self._consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                self.records.extend(orjson.loads(r.value) for r in records if r.value)
+                self.records.extend(self._decode(r) for r in records if r.value)
 
 
 class MqttTail:

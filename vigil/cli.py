@@ -33,6 +33,18 @@ def _detector_telemetry(s: Settings) -> Service:
     return TelemetryDetector(s)
 
 
+def _camera_ingest(s: Settings) -> Service:
+    from ingest.camera.service import CameraIngest
+
+    return CameraIngest(s)
+
+
+def _detector_vision(s: Settings) -> Service:
+    from detectors.vision.service import VisionDetector
+
+    return VisionDetector(s)
+
+
 def _alerts(s: Settings) -> Service:
     from alerts.service import AlertService
 
@@ -56,7 +68,9 @@ SERVICES: dict[str, Callable[[Settings], Service]] = {
     "alerts": _alerts,
     "notifier": _notifier,
     "detector-telemetry": _detector_telemetry,
+    "detector-vision": _detector_vision,
     "ingest": _ingest,
+    "camera-ingest": _camera_ingest,
     "api": _api,
 }
 
@@ -68,6 +82,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "notifier": _ALL,
     "detector-telemetry": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
     "ingest": _ALL,
+    "detector-vision": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
+    "camera-ingest": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
     "api": ("VIGIL_DATABASE_URL",),
 }
 
@@ -222,6 +238,27 @@ async def register(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def register_camera_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil.cameras import register_camera
+    from vigil.db import make_pool, migrate
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    try:
+        zones = orjson.loads(args.zones) if args.zones else []
+    except orjson.JSONDecodeError as exc:
+        raise VigilError(f"--zones is not valid JSON: {exc}") from None
+    await migrate(settings.database_url)
+    async with make_pool(settings.database_url) as pool:
+        camera = await register_camera(
+            pool, enterprise_id=args.enterprise, site_id=args.site, camera_id=args.camera,
+            source=args.source, sample_fps=args.fps, zones=zones, enabled=not args.disabled,
+        )  # fmt: skip
+    print(f"registered camera {camera.camera_id} ({camera.source}, {camera.sample_fps:g} fps, "
+          f"{len(camera.zones)} zones) at {args.enterprise}/{args.site}")  # fmt: skip
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vigil", description="Vigil market-supervision monitoring")
     p.add_argument("--version", action="version", version=f"vigil {__version__}")
@@ -241,6 +278,27 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--device", required=True)
     reg.add_argument("--profile", required=True, help="e.g. freezer, chiller")
     reg.add_argument("--attr", action="append", help="attribute key=value (JSON values allowed)")
+    cam = sub.add_parser("cameras", help="camera registry")
+    csub = cam.add_subparsers(dest="cameras_command", required=True)
+    creg = csub.add_parser("register", help="register (or update) a camera")
+    creg.add_argument("--enterprise", required=True)
+    creg.add_argument("--site", required=True)
+    creg.add_argument("--camera", required=True)
+    creg.add_argument(
+        "--source", required=True, help="rtsp://…, http(s)://… (MJPEG), /path/video.mp4, or push"
+    )
+    creg.add_argument("--fps", type=float, default=2.0, help="sampling rate (frames analysed per second)")
+    creg.add_argument(
+        "--zones", help='JSON: [{"name": "prep", "points": [[x,y],…], "codes": ["KITCHEN_NO_MASK"]}]'
+    )
+    creg.add_argument("--disabled", action="store_true")
+    bench = sub.add_parser("bench", help="benchmarks: throughput and latency against raw limits")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    bv = bsub.add_parser("vision", help="the vision loop against raw onnxruntime, same model and batch")
+    bv.add_argument("--model", default=None, help="manifest name or path (default: the compute stand-in)")
+    bv.add_argument("--batch", type=int, default=8)
+    bv.add_argument("--frames", type=int, default=400, help="frames through the full loop")
+    bv.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
     return p
 
 
@@ -271,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "devices":
             return asyncio.run(register(settings, args))
+        if args.command == "cameras":
+            return asyncio.run(register_camera_cmd(settings, args))
+        if args.command == "bench":
+            from detectors.vision.bench import run_vision_bench
+
+            return asyncio.run(run_vision_bench(settings, args))
     except VigilError as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 2

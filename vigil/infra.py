@@ -234,6 +234,9 @@ class Infrastructure:
         except BaseException:
             self.stop()
             raise
+        if self.settings.evidence_dir is None and self.settings.demo:
+            # Demo evidence lives and dies with the embedded database that refers to it.
+            updates["evidence_dir"] = str(self.workdir / "evidence")
         self.settings = self.settings.model_copy(update=updates)
         log.info(
             "infrastructure ready (embedded: %s) in %s", ", ".join(self.embedded) or "none", self.workdir

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.errors import ConfigurationError
@@ -61,6 +61,57 @@ class Settings(BaseSettings):
     # How often the notifier polls the outbox when no NOTIFY arrives (crash recovery path).
     outbox_poll_interval_s: float = Field(default=2.0, gt=0)
 
+    # --- cameras (ingest side) ---
+    # Frames on Kafka stay under the broker's default 1 MiB message limit (headers included).
+    frame_max_bytes: int = Field(default=900 * 1024, ge=16 * 1024)
+    # Pulled frames are re-encoded at this JPEG quality: 85 keeps faces and small objects sharp
+    # for the detector at about a third of the bytes of quality 95.
+    camera_jpeg_quality: int = Field(default=85, ge=30, le=100)
+    # Frames wider than this are scaled down before they are sent: detectors letterbox to 320-640
+    # px, so a 4K frame only costs bandwidth and decode time downstream.
+    camera_max_width: int = Field(default=1280, ge=160)
+    # A static camera still sends one frame this often, so the detector sees slow changes and the
+    # dashboard a current picture.
+    camera_keyframe_interval_s: float = Field(default=10.0, gt=0)
+    # A camera that delivers no frame for this long is offline (CAMERA_OFFLINE): long enough to
+    # ride out a reconnect, short enough that an unplugged camera is noticed within a minute.
+    camera_offline_after_s: float = Field(default=30.0, gt=0)
+    # Tamper conditions must hold this long before CAMERA_TAMPERED is raised, and the view must be
+    # normal this long before it clears: a hand passing the lens raises nothing.
+    camera_tamper_hold_s: float = Field(default=10.0, ge=0)
+    # Frames waiting to be sent to Kafka, across all cameras of one ingest; beyond it new frames
+    # are dropped and counted (frames are sheddable, telemetry never is).
+    camera_send_queue: int = Field(default=256, ge=1)
+    # Edge boxes pushing JPEG frames authenticate with this bearer token.
+    camera_push_token: SecretStr | None = None
+    # The camera ingest's HTTP port: frame push from edge boxes, per-camera counters.
+    ingest_http_host: str = "127.0.0.1"
+    ingest_http_port: int = Field(default=8001, ge=0, le=65535)
+
+    # --- vision detector ---
+    # A model name from the `models` package, or a path to a manifest (.toml).
+    vision_model: str = "sim-markers"
+    # onnxruntime execution providers, in order of preference.
+    vision_providers: str = "CPUExecutionProvider"
+    # Threads per onnxruntime session; 0 = onnxruntime's default (one per core).
+    vision_threads: int = Field(default=0, ge=0)
+    # Frames per inference run. Batching across cameras amortises per-run overhead; beyond about
+    # 8 on a CPU it adds latency without adding throughput.
+    vision_max_batch: int = Field(default=8, ge=1, le=64)
+    # Frames older than this when the detector reaches them are dropped and counted: a detector
+    # that falls behind catches up with real time instead of reporting the past ever later.
+    vision_max_lag_s: float = Field(default=5.0, gt=0)
+    # Temporal confirmation: a violation needs detections in k of a camera's last n frames, so one
+    # noisy frame raises nothing.
+    vision_confirm_k: int = Field(default=2, ge=1)
+    vision_confirm_n: int = Field(default=3, ge=1)
+    # After a camera raised a code, the same code from that camera is quiet this long: one
+    # worker without a mask for an hour is one finding every 5 minutes, not 7,200.
+    vision_cooldown_s: float = Field(default=300.0, ge=0)
+    # Where evidence snapshots are kept (content-addressed by SHA-256). Unset: a directory under
+    # the embedded infrastructure's data in demo mode; required otherwise.
+    evidence_dir: str | None = None
+
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str | None) -> str | None:
@@ -79,6 +130,12 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in ("postgresql", "postgres"):
             raise ValueError("VIGIL_DATABASE_URL must be a postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _check_confirmation(self) -> Settings:
+        if self.vision_confirm_k > self.vision_confirm_n:
+            raise ValueError("VIGIL_VISION_CONFIRM_K must not exceed VIGIL_VISION_CONFIRM_N")
+        return self
 
     @property
     def demo(self) -> bool:

@@ -22,6 +22,8 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 class KafkaWorker(Service):
     topic: str
     group_id: str
+    # Records per fetched batch (the unit of work between commits).
+    max_records: int = 500
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
@@ -68,7 +70,10 @@ class KafkaWorker(Service):
         self._consumer = make_consumer(bootstrap, self.group_id, client_id=self.name)
         self._consumer.subscribe([self.topic], listener=_Rebalance(self, self._consumer))
         await self._consumer.start()
-        self.spawn(consume_batches(self._consumer, self.handle, rewind=self.rewind), "consume")
+        self.spawn(
+            consume_batches(self._consumer, self.handle, rewind=self.rewind, max_records=self.max_records),
+            "consume",
+        )
 
     async def _stop(self) -> None:
         if self._consumer is not None:
