@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Final
 
 # Marker colours: the "signature" of each class the simulator's model detects.
-BARE_FACE: Final = (96, 140, 222)  # a face without a mask: warm skin, shown over a 40x36 px area
-CIGARETTE_EMBER: Final = (20, 110, 255)  # the glowing tip and smoke puff of a cigarette, a 34 px disc
-RAT_FUR: Final = (70, 78, 92)  # a rat's body, a 56x34 px ellipse
+BARE_FACE: Final = (96, 140, 222)  # a face without a mask: warm skin, a solid 50x40 px area
+CIGARETTE_EMBER: Final = (20, 110, 255)  # the glowing tip and smoke puff of a cigarette, a 50 px disc
+RAT_FUR: Final = (70, 78, 92)  # a rat's body, a 76x46 px ellipse
 
 MARKERS: Final = {"without_mask": BARE_FACE, "cigarette": CIGARETTE_EMBER, "rat": RAT_FUR}
 
@@ -41,6 +41,7 @@ HAT: Final = (250, 250, 250)
 MASK: Final = (235, 206, 160)  # a light-blue surgical mask
 HAIR: Final = (30, 30, 35)
 SKIN_BAND: Final = BARE_FACE  # the eyes band above a mask: skin, but only 10 px high
-BIN: Final = (60, 120, 60)
-BIN_LID: Final = (40, 90, 40)
+# The bin greens were (60, 120, 60) and (40, 90, 40): 0.21 and 0.24 from RAT_FUR, under MIN_DISTANCE.
+BIN: Final = (60, 140, 50)
+BIN_LID: Final = (40, 105, 25)
 TILE_LINE: Final = (120, 130, 138)
