@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -410,7 +411,7 @@ def has_solid_area(
 
 def write_video(
     scene: KitchenScene,
-    path: str,
+    path: str | os.PathLike[str],
     seconds: float,
     fps: float = 5.0,
     *,
@@ -419,6 +420,7 @@ def write_video(
 ) -> int:
     """Renders `seconds` of the scene into a video file (.avi: MJPG, .mp4: mp4v); returns the
     number of frames written. `progress(done, total)` is called after each frame."""
+    path = os.fspath(path)
     fourcc = cv2.VideoWriter.fourcc(*("mp4v" if path.lower().endswith(".mp4") else "MJPG"))
     writer = cv2.VideoWriter(path, fourcc, fps, (scene.width, scene.height))
     if not writer.isOpened():

@@ -128,6 +128,7 @@ async def run_service(name: str, settings: Settings) -> int:
 
 
 async def demo(settings: Settings, *, with_site: bool) -> int:
+    from simulators.kitchen_cameras import SimulatedKitchenCameras
     from simulators.site import SimulatedSite
     from vigil.db import make_pool, migrate
     from vigil.infra import DEMO_KAFKA_PORT, DEMO_MQTT_PORT, Infrastructure
@@ -144,11 +145,17 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         await ensure_topics(s.kafka_bootstrap)
         token = s.require_secret("api_token")
         if with_site:
-            # Registered before ingest starts, so its first readings are already known devices.
+            # Registered before ingest starts, so its first readings are already known devices
+            # and its cameras are pulled from the first registry load.
             pool = make_pool(s.database_url, name="demo-site")
             await pool.open(wait=True)
             site = SimulatedSite(s.mqtt_url, pool)
             await site.register()
+            cameras = SimulatedKitchenCameras(
+                pool, enterprise_id=site.spec.enterprise_id, site_id=site.spec.site_id
+            )
+            await cameras.start()
+            services.append(cameras)
         for name, factory in SERVICES.items():
             service = factory(s)
             await service.start()
@@ -159,6 +166,9 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
             services.append(site)
             print(f"  ✓ simulated site {site.spec.site_id}: {len(site.spec.devices)} devices, "
                   f"{site.spec.devices[0].device_id} fails after {site.spec.fail_after_s:g}s")  # fmt: skip
+            for camera_id, server in zip(cameras.camera_ids, cameras.servers, strict=True):
+                print(f"  ✓ simulated camera {camera_id}: {server.url} (scripted: no mask, smoking, "
+                      "a rat, lens covered; every 2 min)")  # fmt: skip
             services.append(await _NoticePrinter.start_for(s.mqtt_url, site.spec.enterprise_id))
         api = f"http://{s.api_host}:{s.api_port}"
         print(
@@ -166,6 +176,9 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
             f"  API        {api}/api/v1/alerts   docs {api}/docs\n"
             f"  API token  {token}\n"
             f"  try        curl -H 'Authorization: Bearer {token}' {api}/api/v1/alerts\n"
+            f"  evidence   {api}/api/v1/alerts/<alert_id>/evidence/<evidence.snapshot_sha256>\n"
+            f"  cameras    http://{s.ingest_http_host}:{s.ingest_http_port}/v1/cameras/stats   (push: POST "
+            f"/v1/cameras/<id>/frames, token {s.require_secret('camera_push_token')})\n"
             f"  MQTT       {s.mqtt_url}   (devices publish vigil/v1/<enterprise>/<device>/telemetry)\n"
             f"  Kafka      {s.kafka_bootstrap}\n"
             f"  PostgreSQL {s.database_url}\n",

@@ -1,0 +1,249 @@
+"""YOLO-family detectors exported to ONNX, run with onnxruntime.
+
+Covers the two output layouts in the wild:
+
+- "v8" (YOLOv8, YOLOv11 and most recent exports): (B, 4+nc, N), rows cx, cy, w, h in input
+  pixels then the class scores, already sigmoid'ed, no objectness;
+- "v5" (YOLOv5, v7): (B, N, 5+nc), cx, cy, w, h, objectness, class scores; the candidate's
+  score is objectness x class score.
+
+Pre-processing is the Ultralytics letterbox (aspect kept, centred, grey 114 padding, RGB, 0..1),
+so a model exported with default settings sees what it was trained on. Post-processing is
+vectorised per batch; the only per-image step is the class-wise NMS call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from detectors.vision.backends.base import DetectorBackend, PreparedBatch, register_backend
+from detectors.vision.detections import Detections
+from detectors.vision.manifest import Layout, ModelManifest
+from vigil.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+PAD_VALUE = 114  # the Ultralytics letterbox grey: what the models were trained with
+# Candidates handed to NMS at most, best first (the Ultralytics `max_nms`): bounds the NMS cost
+# when a bad frame or an untrained model lights up every anchor.
+MAX_NMS_CANDIDATES = 30_000
+# Double buffering: one batch can be prepared while the previous one is still being inferred.
+_BUFFERS = 2
+
+
+def resolve_layout(shape: tuple[int, ...], num_classes: int, layout: Layout) -> Literal["v8", "v5"]:
+    """The layout of a raw output (B, A, C); "auto" prefers v8 when both would fit."""
+    if len(shape) != 3:
+        raise ValueError(f"YOLO output must be 3-D, got shape {shape}")
+    v8 = shape[1] == 4 + num_classes
+    v5 = shape[2] == 5 + num_classes
+    if layout == "auto":
+        if v8 or v5:
+            return "v8" if v8 else "v5"
+    elif (layout == "v8" and v8) or (layout == "v5" and v5):
+        return layout
+    raise ValueError(
+        f"output shape {shape} does not fit layout {layout!r} with {num_classes} classes "
+        f"(v8 wants (B, {4 + num_classes}, N), v5 wants (B, N, {5 + num_classes}))"
+    )
+
+
+def decode_yolo(
+    output: np.ndarray,
+    prepared: PreparedBatch,
+    *,
+    layout: Layout,
+    num_classes: int,
+    score_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+) -> list[Detections]:
+    """Raw YOLO output -> one `Detections` per real image, in original-image pixels."""
+    pred = np.asarray(output, dtype=np.float32)
+    kind = resolve_layout(pred.shape, num_classes, layout)
+    pred = pred[: prepared.count]
+    if kind == "v8":
+        pred = pred.transpose(0, 2, 1)  # (n, N, 4+nc): one row per candidate, like v5
+        scores = pred[..., 4 : 4 + num_classes]
+    else:
+        scores = pred[..., 5 : 5 + num_classes] * pred[..., 4:5]
+    class_id = scores.argmax(axis=-1)  # best class per candidate
+    confidence = np.take_along_axis(scores, class_id[..., None], axis=-1)[..., 0]
+    passed = confidence >= score_threshold
+
+    results = []
+    for i in range(prepared.count):
+        idx = np.flatnonzero(passed[i])
+        if idx.size == 0:
+            results.append(Detections.empty())
+            continue
+        if idx.size > MAX_NMS_CANDIDATES:
+            idx = idx[np.argpartition(-confidence[i, idx], MAX_NMS_CANDIDATES)[:MAX_NMS_CANDIDATES]]
+        conf, cls = confidence[i, idx], class_id[i, idx]
+        cxcywh = pred[i, idx, :4]
+        wh = np.maximum(cxcywh[:, 2:4], 0.0)  # garbage sizes from an untrained head: empty boxes
+        xywh = np.concatenate((cxcywh[:, 0:2] - wh / 2, wh), axis=1)
+        # OpenCV's class-wise NMS (boxes of different classes never suppress each other). Its score
+        # threshold is strict, and ours was applied above, so 0 keeps every candidate. The binding takes
+        # (N, 4) float arrays, though its stubs only name sequences.
+        kept = np.asarray(
+            cv2.dnn.NMSBoxesBatched(xywh, conf, cls.astype(np.int32), 0.0, iou_threshold),  # type: ignore[arg-type]
+            dtype=np.int64,
+        ).reshape(-1)
+        kept = kept[np.argsort(-conf[kept], kind="stable")][:max_detections]
+        xyxy = np.concatenate((xywh[kept, 0:2], xywh[kept, 0:2] + xywh[kept, 2:4]), axis=1)
+        results.append(Detections(_unletterbox(xyxy, prepared, i), conf[kept], cls[kept]))
+    return results
+
+
+def _unletterbox(xyxy: np.ndarray, prepared: PreparedBatch, i: int) -> np.ndarray:
+    """Input-pixel boxes of image i -> its original pixels, clipped to the image."""
+    pad = np.tile(prepared.pad[i], 2)  # x, y, x, y
+    scale = np.tile(prepared.scale[i], 2)
+    size = np.tile(prepared.sizes[i].astype(np.float32), 2)
+    out = (xyxy - pad) / scale
+    return np.asarray(np.clip(out, 0.0, size), dtype=np.float32)
+
+
+@register_backend
+class YoloOnnxBackend(DetectorBackend):
+    """A YOLO ONNX model on onnxruntime (CPU by default; CUDA or others when asked and present)."""
+
+    type = "yolo"
+
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        *,
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int | None = None,
+        max_batch: int = 8,
+    ) -> None:
+        super().__init__(
+            manifest, providers=providers, intra_op_threads=intra_op_threads, max_batch=max_batch
+        )
+        self._session: ort.InferenceSession | None = self._open_session()
+        model_input = self._session.get_inputs()[0]
+        self._input_name: str = model_input.name
+        self._output_names: list[str] = [o.name for o in self._session.get_outputs()]
+        batch_dim = model_input.shape[0]
+        # A model exported with a fixed batch size runs exactly that many rows per call.
+        self._static_batch: int | None = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self._rows = self._static_batch or self.max_batch
+
+        width, height = manifest.input_size
+        self._buffers = [np.zeros((self._rows, 3, height, width), dtype=np.float32) for _ in range(_BUFFERS)]
+        self._next_buffer = 0
+        # Letterboxing happens in uint8 HWC (what cv2.resize writes), converted in one pass.
+        self._canvas = np.full((self._rows, height, width, 3), PAD_VALUE, dtype=np.uint8)
+        self._warm_up()
+
+    @property
+    def batch_size(self) -> int:
+        return self._rows
+
+    def _open_session(self) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if self.intra_op_threads is not None:
+            options.intra_op_num_threads = self.intra_op_threads
+        available = set(ort.get_available_providers())
+        providers = [p for p in self.providers if p in available]
+        missing = [p for p in self.providers if p not in available]
+        if missing:
+            log.warning(
+                "onnxruntime providers %s are not available here (have %s)", missing, sorted(available)
+            )
+        if not providers:
+            raise ConfigurationError(
+                f"none of the requested onnxruntime providers {list(self.providers)} is available; "
+                f"available: {', '.join(sorted(available))}"
+            )
+        try:
+            return ort.InferenceSession(str(self.manifest.path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ConfigurationError(
+                f"model {self.manifest.path}: onnxruntime cannot load it: {exc}"
+            ) from exc
+
+    def _warm_up(self) -> None:
+        """Run the model on zeros so the first real frame does not pay for lazy initialisation
+        (memory arenas, kernel selection); both the full batch and a single image are exercised."""
+        for rows in dict.fromkeys((self._rows, self._static_batch or 1)):
+            self._run(self._buffers[0][:rows])
+
+    def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        if self._session is None:
+            raise RuntimeError(f"backend for model {self.manifest.name!r} is closed")
+        outputs = self._session.run(self._output_names, {self._input_name: tensor})
+        return [np.asarray(o) for o in outputs]
+
+    def prepare(self, images: Sequence[np.ndarray]) -> PreparedBatch:
+        n = len(images)
+        if not 0 < n <= self._rows:
+            raise ValueError(f"prepare takes 1 to {self._rows} images, got {n}")
+        width, height = self.manifest.input_size
+        scale = np.empty((n, 2), dtype=np.float32)
+        pad = np.empty((n, 2), dtype=np.float32)
+        sizes = np.empty((n, 2), dtype=np.int32)
+        for i, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"image {i}: expected BGR uint8 (H, W, 3), got {image.dtype} {image.shape}")
+            h, w = image.shape[:2]
+            r = min(width / w, height / h)
+            nw, nh = max(1, round(w * r)), max(1, round(h * r))
+            left, top = (width - nw) // 2, (height - nh) // 2
+            canvas = self._canvas[i]
+            if (nw, nh) == (w, h):
+                canvas[top : top + nh, left : left + nw] = image
+            else:
+                cv2.resize(
+                    image,
+                    (nw, nh),
+                    dst=canvas[top : top + nh, left : left + nw],
+                    interpolation=cv2.INTER_LINEAR,
+                )
+            # Re-grey only the borders: the image area is overwritten on every call anyway.
+            canvas[:top] = PAD_VALUE
+            canvas[top + nh :] = PAD_VALUE
+            canvas[top : top + nh, :left] = PAD_VALUE
+            canvas[top : top + nh, left + nw :] = PAD_VALUE
+            scale[i] = (nw / w, nh / h)
+            pad[i] = (left, top)
+            sizes[i] = (w, h)
+
+        buffer = self._buffers[self._next_buffer]
+        self._next_buffer = (self._next_buffer + 1) % _BUFFERS
+        # BGR HWC uint8 -> RGB CHW float 0..1 in one vectorised pass into the preallocated buffer.
+        np.multiply(self._canvas[:n, :, :, ::-1].transpose(0, 3, 1, 2), np.float32(1 / 255), out=buffer[:n])
+        if self._static_batch is None:
+            tensor = buffer[:n]
+        else:
+            buffer[n:] = 0.0  # a fixed-batch model always gets full batches: pad with blank rows
+            tensor = buffer
+        return PreparedBatch(tensor=tensor, count=n, scale=scale, pad=pad, sizes=sizes)
+
+    def infer(self, prepared: PreparedBatch) -> list[np.ndarray]:
+        return self._run(prepared.tensor)
+
+    def decode(self, outputs: list[np.ndarray], prepared: PreparedBatch) -> list[Detections]:
+        m = self.manifest
+        return decode_yolo(
+            outputs[0],
+            prepared,
+            layout=m.layout,
+            num_classes=len(m.classes),
+            score_threshold=m.score_threshold,
+            iou_threshold=m.iou_threshold,
+            max_detections=m.max_detections,
+        )
+
+    def close(self) -> None:
+        self._session = None  # the session owns the weights and arenas; the buffers are small

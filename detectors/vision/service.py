@@ -1,0 +1,257 @@
+"""The vision detector: a consumer-group member on `vigil.frames.v1` that batches frames across
+cameras, runs the ONNX model, and turns confirmed detections into violations with evidence.
+
+It never lags behind real time: a frame older than `vision_max_lag_s` when its turn comes is
+dropped and counted instead of analysed, so a detector that fell behind (a burst, a restart)
+catches up at the cost of frames, not of ever-later findings. Decoding and inference run on a
+worker thread; the event loop only moves records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from aiokafka.structs import RecordMetadata
+
+from detectors.vision.annotate import annotate
+from detectors.vision.backends import DetectorBackend, load_backend
+from detectors.vision.confirm import CameraConfirmer, Confirmed, Hit, in_zones
+from detectors.vision.detections import Detections
+from detectors.vision.manifest import ModelManifest, find_manifest, load_manifest
+from vigil import topics
+from vigil.cameras import Camera, CameraRegistry
+from vigil.catalogue import catalogue
+from vigil.errors import InvalidMessage
+from vigil.events import Violation, encode, violation_id
+from vigil.evidence import EvidenceStore, evidence_store
+from vigil.frames import FrameMeta, decode_frame_meta
+from vigil.kafka import now_ms
+from vigil.settings import Settings
+from vigil.worker import KafkaWorker, Record
+
+log = logging.getLogger(__name__)
+
+# Latencies kept for percentiles: enough for a stable p95, bounded memory.
+LATENCY_SAMPLES = 4096
+
+
+@dataclass(slots=True)
+class VisionStats:
+    frames_in: int = 0
+    analysed: int = 0
+    dropped_stale: int = 0  # too old when their turn came: shed to stay real-time
+    invalid: int = 0  # dead-lettered (bad headers, not a JPEG, unknown camera)
+    undecodable: int = 0
+    batches: int = 0
+    violations: int = 0
+    # Monotonic times of the first and latest analysed batch, for throughput.
+    first_at: float = 0.0
+    last_at: float = 0.0
+    first_batch_frames: int = 0  # frames of the first batch: analysed before first_at was stamped
+    # Capture-to-analysed and capture-to-violation latencies, ms.
+    frame_latency_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    violation_latency_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    meta: FrameMeta
+    camera: Camera
+    jpeg: bytes
+
+
+class VisionDetector(KafkaWorker):
+    name = "detector-vision"
+    topic = topics.FRAMES
+    group_id = "vigil-detector-vision"
+    # Frames are large and each costs milliseconds of inference: small fetches keep the commit
+    # interval short and the staleness check close to the moment of analysis.
+    max_records = 64
+
+    def __init__(self, settings: Settings, *, manifest: ModelManifest | None = None) -> None:
+        super().__init__(settings)
+        self.manifest = manifest or load_manifest(find_manifest(settings.vision_model))
+        self.cameras = CameraRegistry(self._pool)
+        self.evidence: EvidenceStore = evidence_store(settings)
+        self.stats = VisionStats()
+        self._backend: DetectorBackend | None = None
+        self._confirmers: dict[str, CameraConfirmer] = {}
+        self._max_lag_ms = int(settings.vision_max_lag_s * 1000)
+        # Vectorised class -> (code, minimum score) lookup; -1 marks classes that raise nothing.
+        classes = self.manifest.classes
+        self._codes: tuple[str, ...] = tuple(sorted({v.code for v in self.manifest.violations.values()}))
+        self._class_code = np.full(len(classes), -1, dtype=np.int32)
+        self._class_min_score = np.ones(len(classes), dtype=np.float32)
+        for name, rule in self.manifest.violations.items():
+            index = classes.index(name)
+            self._class_code[index] = self._codes.index(rule.code)
+            self._class_min_score[index] = rule.min_score
+
+    @property
+    def backend(self) -> DetectorBackend:
+        assert self._backend is not None, "vision detector is not started"
+        return self._backend
+
+    async def _prepare(self) -> None:
+        s = self._settings
+        providers = [p.strip() for p in s.vision_providers.split(",") if p.strip()]
+        # Loading and warming up a session takes a while: not on the event loop.
+        self._backend = await asyncio.to_thread(
+            load_backend,
+            self.manifest,
+            providers=providers,
+            intra_op_threads=s.vision_threads or None,
+            max_batch=s.vision_max_batch,
+        )
+        await self.cameras.load()
+        log.info("vision detector ready: model %s, %d cameras", self.manifest.name, len(self.cameras.all()))
+
+    async def _stop(self) -> None:
+        await super()._stop()
+        if self._backend is not None:
+            self._backend.close()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        pending: list[asyncio.Future[RecordMetadata]] = []
+        frames: list[_Frame] = []
+        now = now_ms()
+        for record in records:
+            self.stats.frames_in += 1
+            try:
+                meta = decode_frame_meta(record.headers, record.value, now_ms=now)
+            except InvalidMessage as exc:
+                self.stats.invalid += 1
+                pending.append(await self.dead_letter(record, exc.reason, exc.detail))
+                continue
+            camera = await self.cameras.lookup(meta.camera_id)
+            if camera is None or camera.enterprise_id != meta.enterprise_id:
+                self.stats.invalid += 1
+                reason = "unknown_camera" if camera is None else "enterprise_mismatch"
+                detail = f"camera {meta.camera_id!r} is not registered to enterprise {meta.enterprise_id!r}"
+                pending.append(await self.dead_letter(record, reason, detail))
+                continue
+            assert record.value is not None  # decode_frame_meta refused empty values
+            frames.append(_Frame(meta, camera, record.value))
+        batch = self._settings.vision_max_batch
+        for start in range(0, len(frames), batch):
+            # Staleness is judged when the chunk's turn comes, not when it was fetched.
+            fresh = self._drop_stale(frames[start : start + batch])
+            if not fresh:
+                continue
+            # Decode, inference, confirmation and evidence files: all blocking, all off the loop.
+            for violation in await asyncio.to_thread(self._analyse, fresh):
+                pending.append(
+                    await self.producer.send(
+                        topics.VIOLATIONS, encode(violation), key=violation.source_id.encode()
+                    )
+                )
+        if pending:
+            await asyncio.gather(*pending)  # everything delivered before the batch is committed
+
+    def _drop_stale(self, frames: list[_Frame]) -> list[_Frame]:
+        cutoff = now_ms() - self._max_lag_ms
+        fresh = [f for f in frames if f.meta.ts >= cutoff]
+        self.stats.dropped_stale += len(frames) - len(fresh)
+        return fresh
+
+    def _analyse(self, frames: list[_Frame]) -> list[Violation]:
+        """Decode, infer, post-process and confirm one batch (worker thread, one batch at a time)."""
+        images, kept = [], []
+        for frame in frames:
+            image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                self.stats.undecodable += 1
+                continue
+            images.append(image)
+            kept.append(frame)
+        if not images:
+            return []
+        detections = self.backend.detect(images)
+        self.stats.batches += 1
+        self.stats.analysed += len(images)
+        self.stats.last_at = time.monotonic()
+        if not self.stats.first_at:
+            self.stats.first_at, self.stats.first_batch_frames = self.stats.last_at, len(images)
+        done = now_ms()
+        for frame in kept:
+            self.stats.frame_latency_ms.append(done - frame.meta.ts)
+        violations = []
+        for frame, found, image in zip(kept, detections, images, strict=True):
+            violations += self._confirm(frame, found, (image.shape[1], image.shape[0]))
+        return violations
+
+    def _confirm(self, frame: _Frame, detections: Detections, size: tuple[int, int]) -> list[Violation]:
+        camera = frame.camera
+        hits: dict[str, Hit] = {}
+        if len(detections):
+            cls = detections.class_id
+            code_index = self._class_code[cls]
+            counts = (code_index >= 0) & (detections.confidence >= self._class_min_score[cls])
+            for index in np.unique(code_index[counts]):
+                code = self._codes[int(index)]
+                mine = detections.filter(counts & (code_index == index))
+                mine = mine.filter(in_zones(mine, camera.zones, code, *size))
+                if len(mine):
+                    hits[code] = Hit(frame.meta.ts, float(mine.confidence.max()), mine, frame.jpeg)
+        confirmer = self._confirmers.get(camera.camera_id)
+        if confirmer is None:
+            s = self._settings
+            confirmer = self._confirmers[camera.camera_id] = CameraConfirmer(
+                k=s.vision_confirm_k, n=s.vision_confirm_n, cooldown_ms=int(s.vision_cooldown_s * 1000)
+            )
+        return [self._violation(camera, c) for c in confirmer.observe(frame.meta.ts, self._codes, hits)]
+
+    def _violation(self, camera: Camera, confirmed: Confirmed) -> Violation:
+        best = confirmed.best
+        jpeg = best.frame_ref
+        assert isinstance(jpeg, bytes)
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None  # it decoded moments ago, for inference
+        labels = [self.manifest.classes[int(c)] for c in best.boxes.class_id]
+        snapshot = self.evidence.put(annotate(image, best.boxes, labels))
+        frame_sha = self.evidence.put(jpeg)
+        kind = catalogue()[confirmed.code]
+        detected = now_ms()
+        self.stats.violations += 1
+        self.stats.violation_latency_ms.append(detected - best.ts)
+        boxes = [
+            {"class": label, "score": round(float(score), 3), "xyxy": [round(float(v), 1) for v in box]}
+            for label, score, box in zip(labels, best.boxes.confidence, best.boxes.xyxy, strict=True)
+        ]
+        return Violation(
+            violation_id=violation_id("camera", camera.camera_id, confirmed.code, confirmed.window_start),
+            code=confirmed.code,
+            state="active",
+            enterprise_id=camera.enterprise_id,
+            site_id=camera.site_id,
+            source_kind="camera",
+            source_id=camera.camera_id,
+            window_start=confirmed.window_start,
+            detected_at=detected,
+            severity=kind.severity,
+            detector=f"{self.name}/{self.manifest.name}",
+            summary=f"{kind.name_en} on camera {camera.camera_id} (score {best.score:.2f}, "
+            f"{confirmed.hits} of the last {self._settings.vision_confirm_n} frames)",
+            evidence={
+                "snapshot_sha256": snapshot,
+                "frame_sha256": frame_sha,
+                "frame_ts": best.ts,
+                "model": self.manifest.name,
+                "boxes": boxes,
+            },
+        )
+
+
+def percentile(samples: Sequence[int], q: float) -> float:
+    if not samples:
+        return float("nan")
+    return float(np.percentile(np.asarray(samples), q))
