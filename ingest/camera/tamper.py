@@ -1,10 +1,10 @@
 """Camera tamper detection: a lens blacked out, covered, defocused, turned away, or a frozen feed.
 
 Works on the gate's 80x60 grey thumbnail and the 160x120 sharpness figure (`gate.frame_features`),
-so it adds microseconds per frame. Blackout, covered and frozen are absolute (a camera can be
-covered from its first frame); defocused and turned away compare with the camera's own baseline,
-learned from its first normal frames and then adapted slowly, and only from frames that look
-normal while no tamper is raised, so a tampered view is never learned as the normal one.
+so it adds tens of microseconds per frame. Blackout, covered and frozen are absolute (a camera can
+be covered from its first frame); defocused and turned away compare with the camera's own
+baseline, learned from its first normal-looking frames and then adapted slowly, only from frames
+that look normal while no tamper is raised, so a tampered view is never learned as the normal one.
 
 A condition must hold for `raise_after_ms` before it is raised and the view must be normal for
 `clear_after_ms` before it is cleared: someone walking past the lens for a second raises nothing,
@@ -211,7 +211,7 @@ class TamperDetector:
         ts = self._clock(ts_ms)
         look = self._look(thumb, float(sharpness), ts)
         self._prev = thumb.copy()
-        if look.kind is None and not self._tampered:
+        if look.kind is None:
             self._learn_or_adapt(thumb, look, ts)
         return self._advance(look, ts)
 
@@ -279,6 +279,9 @@ class TamperDetector:
         return look(None, f"view normal ({stats})")
 
     def _learn_or_adapt(self, thumb: GreyImage, look: _Look, ts: int) -> None:
+        """Learn the baseline from normal-looking frames (also while a raised tamper waits to clear:
+        with no baseline yet, that is the best evidence there is), then adapt it, but only while no
+        tamper is raised."""
         if look.cells is None:
             return
         if self._ref_cells is None:
@@ -293,6 +296,8 @@ class TamperDetector:
                 self._learn.clear()
                 self._adapted_at = ts
             return
+        if self._tampered:
+            return  # the view looks normal again, but until the tamper clears it is not trusted
         # Follow slow change (daylight, a moved pot) with time constant adapt_ms; people passing
         # through are averaged away. Once a second is plenty for minutes-long change, and spares
         # a fast camera most of the cost.
