@@ -39,6 +39,7 @@ LATENCY_SECONDS = 12.0
 CAMERAS = 8  # frames from several cameras, so batches mix cameras as in production
 STATIC_SHARE = 0.8  # the brief: 80% of a kitchen camera's sampled frames show nothing new
 CAMERA_FPS = 2.0
+STANDIN_WIDTH = 26
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,9 @@ def _model(args: argparse.Namespace, workdir: Path) -> ModelManifest:
         return load_manifest(find_manifest(args.model))
     from models.build_sim_model import build_compute_model
 
-    return load_manifest(build_compute_model(workdir / "compute-standin.onnx"))
+    # Until trained kitchen models ship, a stand-in with the compute of YOLOv8n at 320x320
+    # (about 2.2 GFLOPs a frame: width 26 in build_compute_model) and random weights.
+    return load_manifest(build_compute_model(workdir / "compute-standin.onnx", width=STANDIN_WIDTH))
 
 
 def _frames(count: int) -> list[bytes]:
@@ -144,7 +147,8 @@ async def measure_loop(
         )
         await migrate(database_url)
         await ensure_topics(bootstrap)
-        cameras = [f"bench-cam-{i}" for i in range(CAMERAS)]
+        # Two sets of cameras: the latency run must not fall inside the throughput run's cooldowns.
+        cameras = [f"bench-cam-{i}" for i in range(2 * CAMERAS)]
         async with make_pool(database_url) as pool:
             for camera in cameras:
                 await register_camera(
@@ -153,8 +157,9 @@ async def measure_loop(
         producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, linger_ms=5)
         await producer.start()
 
-        async def send(i: int, jpeg: bytes) -> asyncio.Future[object]:
-            meta = FrameMeta(cameras[i % CAMERAS], "bench", "bench", now_ms(), i, "motion")
+        async def send(i: int, jpeg: bytes, *, second_set: bool = False) -> asyncio.Future[object]:
+            camera = cameras[i % CAMERAS + (CAMERAS if second_set else 0)]
+            meta = FrameMeta(camera, "bench", "bench", now_ms(), i, "motion")
             future: asyncio.Future[object] = await producer.send(
                 topics.FRAMES, jpeg, key=meta.camera_id.encode(), headers=meta.headers()
             )
@@ -187,7 +192,7 @@ async def measure_loop(
                         delay = start + i / rate - time.monotonic()
                         if delay > 0:
                             await asyncio.sleep(delay)
-                        await send(i, jpegs[i % len(jpegs)])
+                        await send(i, jpegs[i % len(jpegs)], second_set=True)
                         progress.advance()
                     await producer.flush()
                     deadline = time.monotonic() + 30
@@ -223,11 +228,15 @@ async def run_vision_bench(settings: Settings, args: argparse.Namespace) -> int:
         manifest = _model(args, Path(tmp))
         jpegs = await asyncio.to_thread(_frames, args.frames)
         images = [_decode(j) for j in jpegs[: max(batch, 16)]]
-        raw_fps = await asyncio.to_thread(measure_raw, manifest, images, batch, threads)
+        raw_before = await asyncio.to_thread(measure_raw, manifest, images, batch, threads)
         loop_fps, frame_lat, violation_lat, violations = await measure_loop(
             settings.model_copy(update={"evidence_dir": str(Path(tmp) / "evidence")}),
             manifest, jpegs, batch, threads,
         )  # fmt: skip
+        # The limit is measured before and after the loop and averaged: on a shared machine a
+        # neighbour's burst during one measurement would otherwise skew the ratio.
+        raw_after = await asyncio.to_thread(measure_raw, manifest, images, batch, threads)
+        raw_fps = (raw_before + raw_after) / 2
         edge_ms, encode_ms = await asyncio.to_thread(measure_edge, images, jpegs)
     # Core-milliseconds one camera costs per second: every sampled frame is decoded and compared
     # at the edge; the non-static share is encoded, sent and analysed (the loop uses every core).
@@ -252,8 +261,9 @@ def print_report(r: VisionReport, cores: int) -> None:
         ("full loop Kafka→violation", f"{r.loop_fps:,.1f} frames/s", f"{r.ratio:.1%} of raw"),
         ("loop per core", f"{r.loop_fps / cores:,.1f} frames/s", ""),
         ("frame latency p50 / p95", f"{r.frame_p50_ms:,.0f} / {r.frame_p95_ms:,.0f} ms", "at half capacity"),
-        ("violation latency p50 / p95", f"{r.violation_p50_ms:,.0f} / {r.violation_p95_ms:,.0f} ms",
-         f"{r.violations} violations"),
+        ("violation latency p50 / p95",
+         f"{r.violation_p50_ms:,.0f} / {r.violation_p95_ms:,.0f} ms" if r.violations else "n/a",
+         f"{r.violations} violations" if r.violations else "the model found nothing to confirm"),
         ("edge decode+gate+tamper", f"{r.edge_ms_per_frame:.2f} ms/frame", ""),
         ("edge JPEG encode (sent)", f"{r.encode_ms_per_frame:.2f} ms/frame", ""),
         ("2-fps cameras, 80% static", f"{r.cameras_per_machine:,.0f} per machine", "ingest + detector"),

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -21,9 +22,10 @@ import numpy as np
 from aiokafka.structs import RecordMetadata
 
 from detectors.vision.annotate import annotate
-from detectors.vision.backends import DetectorBackend, load_backend
+from detectors.vision.backends import DetectorBackend, PreparedBatch, load_backend
 from detectors.vision.confirm import CameraConfirmer, Confirmed, Hit, in_zones
 from detectors.vision.detections import Detections
+from detectors.vision.jpeg import decode_for_model
 from detectors.vision.manifest import ModelManifest, find_manifest, load_manifest
 from vigil import topics
 from vigil.cameras import Camera, CameraRegistry
@@ -67,6 +69,14 @@ class _Frame:
     jpeg: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    frames: list[_Frame]
+    factors: list[int]  # each frame's decode reduction (1, 2, 4 or 8)
+    sizes: list[tuple[int, int]]  # each frame's full width and height
+    batch: PreparedBatch | None  # None when no frame of the chunk was left to analyse
+
+
 class VisionDetector(KafkaWorker):
     name = "detector-vision"
     topic = topics.FRAMES
@@ -82,6 +92,9 @@ class VisionDetector(KafkaWorker):
         self.evidence: EvidenceStore = evidence_store(settings)
         self.stats = VisionStats()
         self._backend: DetectorBackend | None = None
+        # One thread per pipeline stage; each stage's state is touched by its thread only.
+        self._prep_thread = ThreadPoolExecutor(1, thread_name_prefix="vision-prepare")
+        self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="vision-infer")
         self._confirmers: dict[str, CameraConfirmer] = {}
         self._max_lag_ms = int(settings.vision_max_lag_s * 1000)
         # Vectorised class -> (code, minimum score) lookup; -1 marks classes that raise nothing.
@@ -115,6 +128,9 @@ class VisionDetector(KafkaWorker):
 
     async def _stop(self) -> None:
         await super()._stop()
+        # Waits for a chunk still in a stage (its task was cancelled, its thread runs on).
+        await asyncio.to_thread(self._prep_thread.shutdown, wait=True)
+        await asyncio.to_thread(self._infer_thread.shutdown, wait=True)
         if self._backend is not None:
             self._backend.close()
 
@@ -141,14 +157,25 @@ class VisionDetector(KafkaWorker):
                 continue
             assert record.value is not None  # decode_frame_meta refused empty values
             frames.append(_Frame(meta, camera, record.value))
+        # A two-stage pipeline: while the model runs on one chunk (inference thread), the next is
+        # decoded and letterboxed (preparation thread). Both release the GIL in C code, so the
+        # stages overlap and the model is rarely left waiting for input.
+        loop = asyncio.get_running_loop()
         batch = self._settings.vision_max_batch
-        for start in range(0, len(frames), batch):
-            # Staleness is judged when the chunk's turn comes, not when it was fetched.
-            fresh = self._drop_stale(frames[start : start + batch])
-            if not fresh:
+        chunks = [frames[i : i + batch] for i in range(0, len(frames), batch)]
+        ahead: asyncio.Future[_Prepared] | None = None
+        for i, chunk in enumerate(chunks):
+            if ahead is None:
+                ahead = loop.run_in_executor(self._prep_thread, self._prepare_chunk, chunk)
+            prepared = await ahead
+            ahead = None
+            if i + 1 < len(chunks):
+                # Prepared now, so staleness is judged just before the chunk's turn, not at fetch.
+                ahead = loop.run_in_executor(self._prep_thread, self._prepare_chunk, chunks[i + 1])
+            if prepared.batch is None:
                 continue
-            # Decode, inference, confirmation and evidence files: all blocking, all off the loop.
-            for violation in await asyncio.to_thread(self._analyse, fresh):
+            found = await loop.run_in_executor(self._infer_thread, self._infer_and_confirm, prepared)
+            for violation in found:
                 pending.append(
                     await self.producer.send(
                         topics.VIOLATIONS, encode(violation), key=violation.source_id.encode()
@@ -163,30 +190,43 @@ class VisionDetector(KafkaWorker):
         self.stats.dropped_stale += len(frames) - len(fresh)
         return fresh
 
-    def _analyse(self, frames: list[_Frame]) -> list[Violation]:
-        """Decode, infer, post-process and confirm one batch (worker thread, one batch at a time)."""
-        images, kept = [], []
-        for frame in frames:
-            image = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    def _prepare_chunk(self, frames: list[_Frame]) -> _Prepared:
+        """Drop stale frames, decode (reduced where the model would shrink anyway), letterbox."""
+        images, kept, factors, sizes = [], [], [], []
+        for frame in self._drop_stale(frames):
+            image, factor = decode_for_model(frame.jpeg, self.manifest.input_size)
             if image is None:
                 self.stats.undecodable += 1
                 continue
             images.append(image)
             kept.append(frame)
-        if not images:
-            return []
-        detections = self.backend.detect(images)
+            factors.append(factor)
+            # Boxes and zones are in the frame's own pixels, whatever size it was decoded at.
+            sizes.append((image.shape[1] * factor, image.shape[0] * factor))
+        batch = self.backend.prepare(images) if images else None
+        return _Prepared(kept, factors, sizes, batch)
+
+    def _infer_and_confirm(self, prepared: _Prepared) -> list[Violation]:
+        """Run the model on a prepared chunk, decode its output, confirm (inference thread: the
+        confirmation state is only ever touched here, one chunk at a time, in order)."""
+        assert prepared.batch is not None
+        outputs = self.backend.infer(prepared.batch)
+        detections = self.backend.decode(outputs, prepared.batch)
+        n = len(prepared.frames)
         self.stats.batches += 1
-        self.stats.analysed += len(images)
+        self.stats.analysed += n
         self.stats.last_at = time.monotonic()
         if not self.stats.first_at:
-            self.stats.first_at, self.stats.first_batch_frames = self.stats.last_at, len(images)
+            self.stats.first_at, self.stats.first_batch_frames = self.stats.last_at, n
         done = now_ms()
-        for frame in kept:
-            self.stats.frame_latency_ms.append(done - frame.meta.ts)
         violations = []
-        for frame, found, image in zip(kept, detections, images, strict=True):
-            violations += self._confirm(frame, found, (image.shape[1], image.shape[0]))
+        for frame, found, factor, size in zip(
+            prepared.frames, detections, prepared.factors, prepared.sizes, strict=True
+        ):
+            self.stats.frame_latency_ms.append(done - frame.meta.ts)
+            if factor != 1 and len(found):
+                found = Detections(found.xyxy * np.float32(factor), found.confidence, found.class_id)
+            violations += self._confirm(frame, found, size)
         return violations
 
     def _confirm(self, frame: _Frame, detections: Detections, size: tuple[int, int]) -> list[Violation]:

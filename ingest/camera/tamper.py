@@ -61,13 +61,14 @@ FROZEN_MAX_CHANGED: Final = 0.003
 # hides some cells; a camera turned away matches almost none. Comparing cells, not the whole image,
 # is what keeps a large person near the lens from looking like a new view. Reference cells without
 # structure (a blank wall) cannot tell views apart and are left out of the count.
-# A cell matches when its gradients correlate at least 0.5 with the reference's: the same view
-# scores > 0.99 under noise, a different part of the room 0.1 +/- 0.3 (13% of cells reach 0.5).
-CELL_MATCH: Final = 0.5
-# Turned away when under 30% of the informative cells match (at most 4 of 16). On synthetic
-# kitchens, a half-frame pan leaves 0-4 matching in 95% of views; a person half the frame wide,
-# floor to ceiling, still leaves 5-7 of 16, and a person who walks on leaves no lasting mismatch.
-VIEW_MATCH_MIN: Final = 0.3
+# A cell matches when its gradients correlate at least 0.7 with the reference's: the same view
+# scores > 0.99 under noise, a different part of the room 0.13 +/- 0.30 (2.4% of cells reach 0.7).
+CELL_MATCH: Final = 0.7
+# Turned away when under a quarter of the informative cells match (at most 3 of 16). Calibrated on
+# synthetic kitchens (16-30 seeds): a pan by half a frame or more leaves 0-2 cells matching in 95%
+# of views (1 view in 270 stayed above 3); a person at the counter leaves 10-15, one half the frame
+# wide and floor to ceiling just in front of the lens 4-9 (never raised, never even pending).
+VIEW_MATCH_MIN: Final = 0.25
 # ... and only when at least this many cells are informative, or the fraction means little.
 MIN_INFORMATIVE: Final = 4
 
@@ -118,8 +119,9 @@ def _gradient_cells(thumb: NDArray[np.float32] | GreyImage) -> _F32:
     counter edge and a vertical door edge differ, so do a dark-to-light and a light-to-dark one),
     and they are linear in the image, so the reference's can be averaged over time directly."""
     # The blur lets an edge move by a thumbnail pixel or two (8-16 px at 640x480: a vibrating mount)
-    # and still correlate. A camera pushed further than that (~5% of its field of view) misaligns
-    # the zones drawn on its view, so flagging it as turned away is wanted.
+    # and still correlate: after a 16 px shift 5-14 cells still match. A camera pushed by 24 px or
+    # more (~4% of its field of view) usually reads as turned away, which is wanted: the zones drawn
+    # on its view no longer line up with the kitchen.
     blurred = cv2.GaussianBlur(thumb.astype(np.float32, copy=False), (5, 5), 0)
     grad = np.stack(
         [cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3)]

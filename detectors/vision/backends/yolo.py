@@ -154,6 +154,10 @@ class YoloOnnxBackend(DetectorBackend):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         if self.intra_op_threads is not None:
             options.intra_op_num_threads = self.intra_op_threads
+        # No busy-waiting between operators: the vision detector decodes the next batch on the
+        # same cores while this one runs, and spinning threads would take that CPU from it
+        # (measured with a 0.85 GFLOP model: the pipelined loop went from 73% to 78% of raw).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = set(ort.get_available_providers())
         providers = [p for p in self.providers if p in available]
         missing = [p for p in self.providers if p not in available]
