@@ -4,19 +4,23 @@ the view changed, plus a periodic keyframe so the detectors never work from a st
 A kitchen camera is static most of the time; with thousands of cameras per bureau, the frames
 that are not sent are most of the saving. The gate therefore works on a tiny grey thumbnail that
 is computed once per frame (`frame_features`) and shared with the tamper detector, so a gated frame
-costs its JPEG decode, one colour conversion, two exact box-filter downscales and a compare.
+costs its JPEG decode, one colour conversion, three exact 2x box-filter halvings, a Laplacian on
+160x120 and a compare (~0.15 ms at 640x480 with the tamper check, of which ~0.04 ms is cvtColor).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 GreyImage = NDArray[np.uint8]
+# Frames come from cv2.imdecode / VideoCapture, typed loosely by OpenCV: any array is accepted and
+# checked at run time (uint8, grey, BGR or BGRA).
+Image = NDArray[Any]
 
 # Sharpness is measured on a 160x120 grey image: a 640x480 frame reduced by an exact 4x4 average.
 # Defocus that matters (a lens turned out of focus) blurs by several pixels at 640, i.e. still one
@@ -29,7 +33,6 @@ SHARPNESS_SIZE: Final = (160, 120)  # (width, height), as cv2 wants it
 # frame is squashed, which is harmless because a camera is only ever compared with itself.
 # Deriving it from the 160x120 image makes it nearly free (one more exact halving, ~2 µs).
 THUMB_SIZE: Final = (80, 60)  # (width, height)
-THUMB_PIXELS: Final = THUMB_SIZE[0] * THUMB_SIZE[1]
 
 # A grey level counts as changed when it moved by more than 12 of 255 (~5%). After the 8x8 average
 # and the blur, sensor noise (±2..8 levels per pixel) is below one level, and JPEG re-quantisation
@@ -52,7 +55,9 @@ DEFAULT_KEYFRAME_INTERVAL_MS: Final = 10_000
 BACKWARDS_TOLERANCE_MS: Final = 1_000
 
 
-def _grey(frame: NDArray[np.uint8]) -> GreyImage:
+def _grey(frame: Image) -> GreyImage:
+    if frame.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {frame.dtype}")
     if frame.ndim == 2:
         return frame
     if frame.ndim == 3 and frame.shape[2] == 3:
@@ -83,21 +88,21 @@ def _laplacian_variance(grey_small: GreyImage) -> float:
     return float(std[0, 0]) ** 2
 
 
-def frame_features(frame: NDArray[np.uint8]) -> tuple[GreyImage, float]:
+def frame_features(frame: Image) -> tuple[GreyImage, float]:
     """The thumbnail (80x60 grey uint8) and the sharpness of one frame, sharing one grey conversion
     and one downscale: what the gate and the tamper detector need, at the lowest cost."""
     small = _resize(_grey(frame), SHARPNESS_SIZE)
     return _resize(small, THUMB_SIZE), _laplacian_variance(small)
 
 
-def thumbnail(frame: NDArray[np.uint8]) -> GreyImage:
+def thumbnail(frame: Image) -> GreyImage:
     """The frame (BGR, BGRA or grey uint8, any size) as an 80x60 grey uint8 thumbnail.
 
     Call `frame_features` instead when the sharpness is needed too: it converts only once."""
     return _resize(_resize(_grey(frame), SHARPNESS_SIZE), THUMB_SIZE)
 
 
-def sharpness(image: NDArray[np.uint8]) -> float:
+def sharpness(image: Image) -> float:
     """Variance of the Laplacian of the image (BGR, BGRA or grey uint8) at 160x120: high for a
     focused, textured view, near the noise floor for a defocused or covered lens. Only meaningful
     relative to the same camera's own history (it depends on the scene)."""

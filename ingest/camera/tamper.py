@@ -27,9 +27,10 @@ TamperKind = Literal["blackout", "covered", "defocused", "turned_away", "frozen"
 _F32 = NDArray[np.float32]
 
 # --- per-frame thresholds, on the 80x60 thumbnail (grey levels 0..255) -------------------------
-# Blackout: a capped lens or a lost signal decodes to (near) black: mean under 24 (limited-range
-# video black is 16) with a std under 4 (what thumbnail-averaged noise of a black sensor leaves).
-BLACK_MEAN: Final = 24.0
+# Blackout: a lost signal (or a sensor that died) decodes to pure black: mean under 4 grey levels,
+# std under 4. A cap, tape or a hand on the lens is not quite black: the sensor's dark current and
+# light leaking in keep it at 5-40 levels, and that is reported as covered (next). Both raise.
+BLACK_MEAN: Final = 4.0
 BLACK_STD: Final = 4.0
 # Covered: tape, paper or a palm on the lens leaves a nearly uniform field; a real kitchen view has
 # a thumbnail std of 30-60, a covered one under 8 even with a light gradient across it.
@@ -66,8 +67,9 @@ FROZEN_MAX_CHANGED: Final = 0.003
 CELL_MATCH: Final = 0.7
 # Turned away when under a quarter of the informative cells match (at most 3 of 16). Calibrated on
 # synthetic kitchens (16-30 seeds): a pan by half a frame or more leaves 0-2 cells matching in 95%
-# of views (1 view in 270 stayed above 3); a person at the counter leaves 10-15, one half the frame
-# wide and floor to ceiling just in front of the lens 4-9 (never raised, never even pending).
+# of views (1 view in 270 stayed above 3); a person at the counter leaves 9-15; one half the frame
+# wide and floor to ceiling just in front of the lens 4-9 (3 in 1 position of 270), so it could
+# only raise by standing exactly there, motionless, for the whole hold.
 VIEW_MATCH_MIN: Final = 0.25
 # ... and only when at least this many cells are informative, or the fraction means little.
 MIN_INFORMATIVE: Final = 4
@@ -196,7 +198,6 @@ class TamperDetector:
         while learning, means neither dark, flat nor frozen) for `clear_after_ms`."""
         self._learn: deque[tuple[GreyImage, float]] = deque(maxlen=LEARN_BUFFER)
         self._learn_since: int | None = None
-        self._ref_shape: tuple[int, ...] | None = None  # the thumbnail shape the baseline is for
         self._ref_cells: _F32 | None = None  # the reference view's gradient cells
         self._ref_unit: _F32 | None = None  # ... normalised
         self._informative: NDArray[np.bool_] | None = None  # reference cells that hold structure
@@ -208,8 +209,9 @@ class TamperDetector:
         timestamp in ms; return the camera's tamper state."""
         if thumb.ndim != 2 or thumb.dtype != np.uint8 or min(thumb.shape) < 2 * GRID:
             raise ValueError(f"expected a 2-D uint8 thumbnail, got {thumb.dtype} {thumb.shape}")
-        if self._ref_shape is not None and self._ref_shape != thumb.shape:
-            self.relearn()  # a different thumbnail size: nothing learned applies
+        if self._prev is not None and self._prev.shape != thumb.shape:
+            self.relearn()  # a different thumbnail size: nothing learned (or half-learned) applies
+            self._prev = None
         ts = self._clock(ts_ms)
         look = self._look(thumb, float(sharpness), ts)
         self._prev = thumb.copy()
@@ -239,7 +241,7 @@ class TamperDetector:
         stats = f"mean {mean:.0f}, std {std:.1f}"
 
         prev = self._prev
-        if prev is not None and prev.shape == thumb.shape:
+        if prev is not None:
             changed = int(np.count_nonzero(cv2.absdiff(thumb, prev)))
             still = changed <= FROZEN_MAX_CHANGED * thumb.size
         else:
@@ -293,7 +295,7 @@ class TamperDetector:
             if len(self._learn) >= self.learn_frames and ts - self._learn_since >= self.learn_ms:
                 # Medians: a person crossing some of the learning frames is voted out.
                 median = np.median(np.stack([t for t, _ in self._learn]), axis=0).astype(np.float32)
-                self._set_reference(_gradient_cells(median), thumb.shape)
+                self._set_reference(_gradient_cells(median))
                 self._base_sharp = float(np.median([r for _, r in self._learn]))
                 self._learn.clear()
                 self._adapted_at = ts
@@ -306,11 +308,11 @@ class TamperDetector:
         if ts - self._adapted_at >= ADAPT_EVERY_MS:
             alpha = min((ts - self._adapted_at) / self.adapt_ms, MAX_ADAPT_STEP)
             self._adapted_at = ts
-            self._set_reference(self._ref_cells + alpha * (look.cells - self._ref_cells), thumb.shape)
+            self._set_reference(self._ref_cells + alpha * (look.cells - self._ref_cells))
             self._base_sharp += alpha * (look.sharp_ratio - self._base_sharp)
 
-    def _set_reference(self, cells: _F32, shape: tuple[int, ...]) -> None:
-        self._ref_cells, self._ref_shape = cells, shape
+    def _set_reference(self, cells: _F32) -> None:
+        self._ref_cells = cells
         self._ref_unit, ref_std = _normalised(cells)
         self._informative = ref_std >= EDGE_STD_MIN
 

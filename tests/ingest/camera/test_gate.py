@@ -169,7 +169,9 @@ def test_frames_a_little_out_of_order_are_gated_not_reset(room: Room) -> None:
 def test_a_thumbnail_of_another_size_restarts_the_gate(room: Room) -> None:
     gate = MotionGate()
     gate.check(thumbnail(room.view()), 0)
-    small = np.asarray(cv2.resize(thumbnail(room.view()), (40, 30), interpolation=cv2.INTER_AREA))
+    small = np.asarray(
+        cv2.resize(thumbnail(room.view()), (40, 30), interpolation=cv2.INTER_AREA), dtype=np.uint8
+    )
     assert gate.check(small, STEP_MS).reason == "first"
 
 
@@ -237,3 +239,8 @@ def test_add_noise_never_repeats_a_frame() -> None:
     """The fixture's own promise, which the gate tests lean on."""
     frame = np.full((480, 640, 3), 128, np.uint8)
     assert not np.array_equal(add_noise(frame, 1), add_noise(frame, 2))
+
+
+def test_thumbnail_refuses_a_frame_that_is_not_uint8() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        thumbnail(np.zeros((480, 640, 3), np.float32))

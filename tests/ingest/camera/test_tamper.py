@@ -10,7 +10,7 @@ import pytest
 
 from ingest.camera.gate import frame_features
 from ingest.camera.tamper import TamperDetector, TamperState
-from tests.ingest.camera import H, W, Frame, Room, add_noise, person
+from tests.ingest.camera import Frame, H, Room, W, add_noise, person
 
 STEP = 1_000  # 1 fps
 T0 = 12_000  # when the scripted trouble starts: the baseline is learned by then (10 frames, 10 s)
@@ -23,7 +23,9 @@ def room() -> Room:
     return Room(seed=7)
 
 
-def feed(det: TamperDetector, make: Make, start: int, end: int, step: int = STEP) -> list[tuple[int, TamperState]]:
+def feed(
+    det: TamperDetector, make: Make, start: int, end: int, step: int = STEP
+) -> list[tuple[int, TamperState]]:
     """Frames `make(ts)` for ts in [start, end), through frame_features and the detector."""
     out = []
     for ts in range(start, end, step):
@@ -54,7 +56,7 @@ def _hand(ts: int) -> Frame:
 
 
 def _defocused(room: Room) -> Make:
-    return lambda ts: cv2.GaussianBlur(room.view(), (0, 0), 4)
+    return lambda ts: np.asarray(cv2.GaussianBlur(room.view(), (0, 0), 4), dtype=np.uint8)
 
 
 def _turned(room: Room) -> Make:
@@ -64,6 +66,7 @@ def _turned(room: Room) -> Make:
 TROUBLES: dict[str, tuple[str, Callable[[Room], Make]]] = {
     "blackout": ("blackout", lambda room: _flat(0)),
     "dark cover": ("covered", lambda room: _flat(30)),
+    "lens cap": ("covered", lambda room: _flat(7)),
     "white paper": ("covered", lambda room: _flat(200)),
     "hand": ("covered", lambda room: _hand),
     "defocus": ("defocused", _defocused),
@@ -80,7 +83,9 @@ def test_each_kind_is_raised_after_the_hold_and_not_before(room: Room, trouble: 
     det = learned(room)
     states = feed(det, make(room), T0, T0 + HOLD + 5 * STEP)
     before = [s for ts, s in states if ts < T0 + HOLD]
-    assert all(not s.tampered and not s.changed and s.kind is None and "s of 10 s" in s.detail for s in before)
+    assert all(
+        not s.tampered and not s.changed and s.kind is None and "s of 10 s" in s.detail for s in before
+    )
     raised = dict(states)[T0 + HOLD]
     assert raised == TamperState(True, kind, T0, True, raised.detail)  # type: ignore[arg-type]
     assert flips(states) == [(T0 + HOLD, True, kind)]
@@ -103,7 +108,9 @@ def test_a_frozen_picture_under_a_ticking_clock_is_still_frozen(room: Room) -> N
 
     def with_clock(ts: int) -> Frame:
         frame = stuck.copy()
-        cv2.putText(frame, f"{ts // 1000 % 60:02d}", (560, 30), cv2.FONT_HERSHEY_PLAIN, 1.5, (255, 255, 255), 2)
+        cv2.putText(
+            frame, f"{ts // 1000 % 60:02d}", (560, 30), cv2.FONT_HERSHEY_PLAIN, 1.5, (255, 255, 255), 2
+        )
         return frame
 
     states = feed(det, with_clock, T0, T0 + 35_000)
@@ -144,7 +151,12 @@ def test_an_abnormal_frame_restarts_the_clear_hold(room: Room) -> None:
 
 def test_changed_is_true_exactly_once_per_flip(room: Room) -> None:
     det = learned(room)
-    script = [(_flat(30), 15_000), (lambda _: room.view(), 15_000), (_turned(room), 15_000), (lambda _: room.view(), 15_000)]
+    script = [
+        (_flat(30), 15_000),
+        (lambda _: room.view(), 15_000),
+        (_turned(room), 15_000),
+        (lambda _: room.view(), 15_000),
+    ]
     states: list[tuple[int, TamperState]] = []
     ts = T0
     for make, length in script:
@@ -178,7 +190,9 @@ def test_a_brief_occlusion_raises_nothing(room: Room) -> None:
 
 def test_occlusions_shorter_than_the_hold_with_gaps_raise_nothing(room: Room) -> None:
     det = learned(room)
-    states = feed(det, lambda ts: room.view() if (ts - T0) % 9_000 == 8_000 else _flat(30)(ts), T0, T0 + 60_000)
+    states = feed(
+        det, lambda ts: room.view() if (ts - T0) % 9_000 == 8_000 else _flat(30)(ts), T0, T0 + 60_000
+    )
     assert flips(states) == []
 
 
@@ -208,9 +222,10 @@ def test_dimmed_lights_and_steam_raise_nothing(room: Room) -> None:
 
     def evening(ts: int) -> Frame:
         t = (ts - T0) / 1000
-        frame = cv2.convertScaleAbs(room.view(), alpha=max(0.4, 1 - t / 60))  # lights dim to 40%
+        dimmed = cv2.convertScaleAbs(room.view(), alpha=max(0.4, 1 - t / 60))  # lights dim to 40%
+        frame = np.asarray(dimmed, dtype=np.uint8)
         if 20 <= t < 40:  # a cloud of steam: washed out toward white
-            frame = cv2.addWeighted(frame, 0.5, np.full_like(frame, 220), 0.5, 0)
+            frame = np.asarray(cv2.addWeighted(frame, 0.5, np.full_like(frame, 220), 0.5, 0), dtype=np.uint8)
         return frame
 
     assert flips(feed(det, evening, T0, T0 + 90_000)) == []
@@ -335,7 +350,17 @@ def test_a_thumbnail_that_is_not_grey_uint8_is_refused() -> None:
 def test_a_thumbnail_of_another_size_starts_learning_again(room: Room) -> None:
     det = learned(room)
     thumb, sharp = frame_features(room.view())
-    small = np.asarray(cv2.resize(thumb, (40, 32), interpolation=cv2.INTER_AREA))
+    small = np.asarray(cv2.resize(thumb, (40, 32), interpolation=cv2.INTER_AREA), dtype=np.uint8)
     state = det.update(small, sharp, T0)
     assert not state.tampered
     assert det.learning
+
+
+def test_a_thumbnail_size_change_while_learning_starts_learning_again(room: Room) -> None:
+    det = TamperDetector()
+    feed(det, lambda _: room.view(), 0, 5_000)
+    for ts in range(5_000, 17_000, STEP):
+        thumb, sharp = frame_features(room.view())
+        small = np.asarray(cv2.resize(thumb, (40, 32), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        assert not det.update(small, sharp, ts).tampered
+    assert not det.learning
