@@ -29,11 +29,13 @@ class Progress:
             self._draw(now, end="")
 
     def _draw(self, now: float, end: str) -> None:
-        fraction = self.done / self.total if self.total else 1.0
+        fraction = self.done / self.total if self.total else 1.0  # open-ended: a full bar
         filled = round(BAR_WIDTH * min(fraction, 1.0))
         elapsed = max(now - self._start, 1e-9)
         bar = "█" * filled + "·" * (BAR_WIDTH - filled)
-        line = f"\r{self.label:<28} {bar} {self.done}/{self.total} {self.unit}  {self.done / elapsed:,.1f}/s"
+        # A total of 0 means open-ended work (timed runs): show the count without a fraction.
+        count = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        line = f"\r{self.label:<28} {bar} {count} {self.unit}  {self.done / elapsed:,.1f}/s"
         print(line, end=end, file=sys.stderr, flush=True)
 
     def __enter__(self) -> Self:
