@@ -4,20 +4,20 @@ which each violation code counts. Validated here, at the boundary where a camera
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from vigil.catalogue import catalogue
 from vigil.errors import ConfigurationError
 from vigil.events import ID_PATTERN
+from vigil.registry import CachedTable
 
 log = logging.getLogger(__name__)
 
@@ -114,48 +114,20 @@ def _camera(row: tuple[Any, ...]) -> Camera:
     return Camera(camera_id, enterprise_id, site_id, source, float(fps), parse_zones(zones), bool(enabled))
 
 
-class CameraRegistry:
-    """An in-memory copy of the `cameras` table, reloaded periodically and (rate-limited) on a
-    miss, as the device registry is: lookups are on the hot path of every frame."""
+class CameraRegistry(CachedTable[Camera]):
+    """The `cameras` table, cached like the device registry: lookups are on every frame's path."""
 
-    def __init__(self, pool: AsyncConnectionPool, *, refresh_s: float = 30.0, miss_refresh_s: float = 1.0):
-        self._pool = pool
-        self._refresh_s = refresh_s  # edits reach every service within this time at the latest
-        self._miss_refresh_s = miss_refresh_s  # a flood of unknown ids costs one query a second
-        self._cameras: dict[str, Camera] = {}
-        self._loaded_at = 0.0
-        self._lock = asyncio.Lock()
-
-    async def load(self) -> None:
-        async with self._lock:
-            self._loaded_at = time.monotonic()
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT camera_id, enterprise_id, site_id, source, sample_fps, zones, enabled"
-                    " FROM cameras"
-                )
-                rows = await cur.fetchall()
-            cameras = {}
-            for row in rows:
-                try:
-                    cameras[row[0]] = _camera(row)
-                except ConfigurationError as exc:  # a hand-edited row must not stop every camera
-                    log.error("camera %s skipped: %s", row[0], exc)
-            self._cameras = cameras
-
-    def all(self) -> list[Camera]:
-        return list(self._cameras.values())
-
-    def get(self, camera_id: str) -> Camera | None:
-        return self._cameras.get(camera_id)
-
-    async def lookup(self, camera_id: str) -> Camera | None:
-        camera = self._cameras.get(camera_id)
-        age = time.monotonic() - self._loaded_at
-        if (camera is None and age > self._miss_refresh_s) or age > self._refresh_s:
-            await self.load()
-            camera = self._cameras.get(camera_id)
-        return camera
+    async def _fetch(self, conn: AsyncConnection[Any]) -> dict[str, Camera]:
+        cur = await conn.execute(
+            "SELECT camera_id, enterprise_id, site_id, source, sample_fps, zones, enabled FROM cameras"
+        )
+        cameras = {}
+        for row in await cur.fetchall():
+            try:
+                cameras[row[0]] = _camera(row)
+            except ConfigurationError as exc:  # a hand-edited row must not stop every camera
+                log.error("camera %s skipped: %s", row[0], exc)
+        return cameras
 
 
 async def register_camera(

@@ -11,11 +11,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,30 +30,32 @@ class Device:
     attributes: dict[str, Any]
 
 
-class DeviceRegistry:
+class CachedTable(Generic[T]):
+    """An in-memory copy of one registry table, keyed by id. Subclasses say how to read the rows."""
+
     def __init__(
         self, pool: AsyncConnectionPool, *, refresh_s: float = 30.0, miss_refresh_s: float = 1.0
     ) -> None:
         self._pool = pool
         # Full reload period: registry edits reach every service within this time at the latest.
         self._refresh_s = refresh_s
-        # An unknown id triggers a reload at most this often, so a newly registered device is
-        # recognised within about a second without letting unknown ids hammer the database.
+        # An unknown id triggers a reload at most this often, so a newly registered device or
+        # camera is recognised within about a second without letting unknown ids hammer the
+        # database.
         self._miss_refresh_s = miss_refresh_s
-        self._devices: dict[str, Device] = {}
+        self._rows: dict[str, T] = {}
         self._loaded_at = 0.0  # last attempt, successful or not: a failing database is not hammered
         self._lock = asyncio.Lock()
+
+    async def _fetch(self, conn: AsyncConnection[Any]) -> dict[str, T]:
+        raise NotImplementedError
 
     async def load(self) -> None:
         async with self._lock:
             self._loaded_at = time.monotonic()
             async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT device_id, enterprise_id, site_id, profile, attributes FROM devices"
-                )
-                rows = await cur.fetchall()
-            self._devices = {r[0]: Device(r[0], r[1], r[2], r[3], r[4] or {}) for r in rows}
-        log.debug("device registry loaded: %d devices", len(self._devices))
+                self._rows = await self._fetch(conn)
+        log.debug("%s loaded: %d rows", type(self).__name__, len(self._rows))
 
     async def refresh_forever(self, interval_s: float) -> None:
         """Reload every `interval_s` (run as a background task); a failed reload keeps the cache."""
@@ -59,24 +64,33 @@ class DeviceRegistry:
             try:
                 await self.load()
             except Exception as exc:
-                log.warning("device registry refresh failed (%s); keeping the cached registry", exc)
+                log.warning("%s refresh failed (%s); keeping the cached copy", type(self).__name__, exc)
 
-    def get(self, device_id: str) -> Device | None:
+    def get(self, key: str) -> T | None:
         """Cached lookup only; never waits."""
-        return self._devices.get(device_id)
+        return self._rows.get(key)
 
-    async def lookup(self, device_id: str) -> Device | None:
+    def all(self) -> list[T]:
+        return list(self._rows.values())
+
+    async def lookup(self, key: str) -> T | None:
         """Cached lookup that reloads on a miss (rate-limited) or when the cache is stale; raises
         the database's error if that reload fails."""
-        device = self._devices.get(device_id)
+        row = self._rows.get(key)
         age = time.monotonic() - self._loaded_at
-        if (device is None and age > self._miss_refresh_s) or age > self._refresh_s:
+        if (row is None and age > self._miss_refresh_s) or age > self._refresh_s:
             await self.load()
-            device = self._devices.get(device_id)
-        return device
+            row = self._rows.get(key)
+        return row
 
     def __len__(self) -> int:
-        return len(self._devices)
+        return len(self._rows)
+
+
+class DeviceRegistry(CachedTable[Device]):
+    async def _fetch(self, conn: AsyncConnection[Any]) -> dict[str, Device]:
+        cur = await conn.execute("SELECT device_id, enterprise_id, site_id, profile, attributes FROM devices")
+        return {r[0]: Device(r[0], r[1], r[2], r[3], r[4] or {}) for r in await cur.fetchall()}
 
 
 async def register_device(
