@@ -1,4 +1,5 @@
-"""The alerts service: `vigil.violations.v1` → PostgreSQL (alerts, audit, outbox).
+"""The alerts service: `vigil.violations.v1` → PostgreSQL (alerts, audit, outbox), and the
+deadline timer that escalates alerts the enterprise let lapse.
 
 Offsets are committed only after the batch's transaction has committed. If the database is down
 the batch is retried with backoff (nothing is skipped); a violation the database refuses as data
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 import psycopg
 
+from alerts.policy import Policy
 from alerts.store import apply_violation
+from alerts.timers import DeadlineTimer
 from vigil.db import migrate
 from vigil.errors import InvalidMessage
 from vigil.events import Violation, decode_violation
@@ -47,10 +50,14 @@ class AlertService(KafkaWorker):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.stats = AlertStats()
+        self.policy = Policy.from_settings(settings)
+        self.timer = DeadlineTimer(self._pool, self.policy, settings.timer_interval_s)
 
     async def _prepare(self) -> None:
         assert self._settings.database_url
         await migrate(self._settings.database_url)
+        # Deadlines are columns, so every instance can scan them; SKIP LOCKED keeps them apart.
+        self.spawn(self.timer.run_forever(), "deadline-timer")
 
     async def handle(self, records: Sequence[Record]) -> None:
         violations: list[tuple[Record, Violation]] = []
@@ -77,14 +84,14 @@ class AlertService(KafkaWorker):
 
     async def _apply_all(self, violations: Sequence[tuple[Record, Violation]]) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            changes = [await apply_violation(conn, v) for _, v in violations]
+            changes = [await apply_violation(conn, v, self.policy) for _, v in violations]
         self._count(changes)
 
     async def _apply_one_by_one(self, violations: Sequence[tuple[Record, Violation]]) -> None:
         for record, violation in violations:
             try:
                 async with self._pool.connection() as conn, conn.transaction():
-                    change = await apply_violation(conn, violation)
+                    change = await apply_violation(conn, violation, self.policy)
                 self._count([change])
             except psycopg.OperationalError:
                 raise  # not the message's fault: let the batch be retried after a restart

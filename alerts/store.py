@@ -17,10 +17,11 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from alerts.lifecycle import escalate, lock_alert
+from alerts.notices import OUTBOX_CHANNEL, write_change, write_notice
+from alerts.policy import DEFAULT_POLICY, LeniencyDecision, Policy, decide_leniency, pick_handler
 from vigil.catalogue import SEVERITIES, violation_type
 from vigil.events import Violation
-
-OUTBOX_CHANNEL = "vigil_outbox"  # LISTEN/NOTIFY channel that wakes the notifier
 
 _SELECT_OPEN = (
     "SELECT alert_id, status, severity FROM alerts"
@@ -33,7 +34,9 @@ def _ts(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-async def apply_violation(conn: AsyncConnection[Any], v: Violation) -> str | None:
+async def apply_violation(
+    conn: AsyncConnection[Any], v: Violation, policy: Policy = DEFAULT_POLICY
+) -> str | None:
     """Apply `v`; return what happened ("opened", "repeated", "cleared") or None for a no-op."""
     cur = await conn.execute(
         "SELECT 1 FROM alert_violations WHERE violation_id = %s AND state = %s", (v.violation_id, v.state)
@@ -42,7 +45,7 @@ async def apply_violation(conn: AsyncConnection[Any], v: Violation) -> str | Non
         return None  # already applied: a replay
     change: str | None
     if v.state == "active":
-        change = await _apply_active(conn, v)
+        change = await _apply_active(conn, v, policy)
     else:
         change = await _apply_cleared(conn, v)
     if change is not None:
@@ -50,7 +53,7 @@ async def apply_violation(conn: AsyncConnection[Any], v: Violation) -> str | Non
     return change
 
 
-async def _apply_active(conn: AsyncConnection[Any], v: Violation) -> str:
+async def _apply_active(conn: AsyncConnection[Any], v: Violation, policy: Policy) -> str:
     kind = violation_type(v.code)
     detected = _ts(v.detected_at)
     # Two passes at most: if another writer opens the same alert between our SELECT and INSERT
@@ -70,24 +73,27 @@ async def _apply_active(conn: AsyncConnection[Any], v: Violation) -> str:
             )
             await _audit(conn, alert_id, v, "repeated", status, status)
             await _remember(conn, v, alert_id)
-            await _outbox_change(conn, alert_id, v, "repeated", status)
+            await write_change(
+                conn, alert_id, v.enterprise_id, "repeated", status, violation_id=v.violation_id
+            )
             return "repeated"
+        leniency = await decide_leniency(conn, v.enterprise_id, v.code, detected, policy)
+        staff, slot = await pick_handler(conn, v.site_id, "new")
         cur = await conn.execute(
             "INSERT INTO alerts (alert_id, code, enterprise_id, site_id, source_kind, source_id, status,"
-            " severity, tier, summary, evidence, detector, window_start, first_seen, last_seen, deadline)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " severity, tier, summary, evidence, detector, window_start, first_seen, last_seen, deadline,"
+            " leniency, prior_alert_id, penalty_case, assignee, assigned_slot)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING RETURNING alert_id",
             (
                 v.violation_id, v.code, v.enterprise_id, v.site_id, v.source_kind, v.source_id,
                 v.severity, kind.tier, v.summary, Jsonb(v.evidence), v.detector,
                 _ts(v.window_start), detected, detected, detected + timedelta(hours=kind.deadline_hours),
+                leniency.leniency, leniency.prior_alert_id, leniency.penalty_case, staff, slot,
             ),
         )  # fmt: skip
         if await cur.fetchone() is not None:
-            await _audit(conn, v.violation_id, v, "opened", None, "open")
-            await _remember(conn, v, v.violation_id)
-            await _outbox_change(conn, v.violation_id, v, "opened", "open")
-            await _outbox_notice(conn, v.violation_id, v)
+            await _opened(conn, v, leniency, staff, policy)
             return "opened"
     raise RuntimeError(f"could neither open nor find the alert for violation {v.violation_id}")
 
@@ -110,8 +116,27 @@ async def _apply_cleared(conn: AsyncConnection[Any], v: Violation) -> str | None
     )
     await _audit(conn, alert_id, v, "condition_cleared", status, status)
     await _remember(conn, v, alert_id)
-    await _outbox_change(conn, alert_id, v, "cleared", status)
+    await write_change(conn, alert_id, v.enterprise_id, "cleared", status, violation_id=v.violation_id)
     return "cleared"
+
+
+async def _opened(
+    conn: AsyncConnection[Any], v: Violation, leniency: LeniencyDecision, staff: str | None, policy: Policy
+) -> None:
+    alert_id = v.violation_id
+    assigned = f"; assigned to {staff}" if staff else "; no handler present at the site"
+    await _audit(conn, alert_id, v, "opened", None, "open", f"{v.summary} ({leniency.leniency}{assigned})")
+    await _remember(conn, v, alert_id)
+    await write_change(conn, alert_id, v.enterprise_id, "opened", "open", violation_id=v.violation_id)
+    alert = await lock_alert(conn, alert_id)
+    if leniency.leniency == "repeat":
+        # A repeat offence goes straight to the specialist; the opening notice already says so.
+        closed = f"{leniency.prior_closed_at:%Y-%m-%d}" if leniency.prior_closed_at else "earlier"
+        alert = await escalate(
+            conn, alert, actor="policy", policy=policy, notify=False,
+            reason=f"repeat offence: alert {leniency.prior_alert_id} of the same code closed {closed}",
+        )  # fmt: skip
+    await write_notice(conn, alert, "opened", public_url=policy.public_url)
 
 
 async def _remember(conn: AsyncConnection[Any], v: Violation, alert_id: str) -> None:
@@ -129,46 +154,10 @@ async def _audit(
     action: str,
     before: str | None,
     after: str | None,
+    reason: str | None = None,
 ) -> None:
     await conn.execute(
         "INSERT INTO alert_audit (alert_id, actor, action, from_status, to_status, reason)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
-        (alert_id, f"detector:{v.detector}", action, before, after, v.summary),
-    )
-
-
-async def _outbox_change(
-    conn: AsyncConnection[Any], alert_id: str, v: Violation, change: str, status: str
-) -> None:
-    # The status as of this change: published later, the alert row may have moved on.
-    payload = {"change": change, "status": status, "violation_id": v.violation_id}
-    await conn.execute(
-        "INSERT INTO outbox (alert_id, enterprise_id, channel, payload) VALUES (%s, %s, 'alert_stream', %s)",
-        (alert_id, v.enterprise_id, Jsonb(payload)),
-    )
-
-
-async def _outbox_notice(conn: AsyncConnection[Any], alert_id: str, v: Violation) -> None:
-    kind = violation_type(v.code)
-    notice = {
-        "v": 1,
-        "type": "notice",
-        "notice_id": f"{alert_id}:opened",
-        "alert_id": alert_id,
-        "enterprise_id": v.enterprise_id,
-        "site_id": v.site_id,
-        "source_id": v.source_id,
-        "code": v.code,
-        "name_zh": kind.name_zh,
-        "name_en": kind.name_en,
-        "severity": v.severity,
-        "tier": kind.tier,
-        "summary": v.summary,
-        "detected_at": v.detected_at,
-        "rectify_by": v.detected_at + int(kind.deadline_hours * 3_600_000),
-        "first_offence_warning": kind.first_offence_warning,
-    }
-    await conn.execute(
-        "INSERT INTO outbox (alert_id, enterprise_id, channel, payload) VALUES (%s, %s, 'mqtt_notice', %s)",
-        (alert_id, v.enterprise_id, Jsonb(notice)),
+        (alert_id, f"detector:{v.detector}", action, before, after, reason or v.summary),
     )

@@ -39,3 +39,12 @@ class InfrastructureUnavailable(VigilError):
 
 class IllegalTransition(VigilError):
     """An alert lifecycle action that the alert's current state does not allow."""
+
+
+class NotFound(VigilError):
+    """The thing asked for does not exist, or is not visible to the one asking (an enterprise asking
+    about another's alert is told it does not exist, not that it is forbidden)."""
+
+
+class InvalidRequest(VigilError):
+    """A well-formed request whose content is refused (an empty reason, a deadline in the past)."""

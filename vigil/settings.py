@@ -61,6 +61,27 @@ class Settings(BaseSettings):
     # How often the notifier polls the outbox when no NOTIFY arrives (crash recovery path).
     outbox_poll_interval_s: float = Field(default=2.0, gt=0)
 
+    # --- alert lifecycle and notices ---
+    # A same-code offence by the same enterprise closed within this many days makes a new alert a
+    # repeat (flagged for a penalty case) rather than a first offence (a warning). Two years is the
+    # look-back of the first-offence-no-penalty rules.
+    leniency_lookback_days: float = Field(default=730.0, gt=0)
+    # How often each alerts service scans the database for deadlines that have passed. Deadlines
+    # are hours long; seconds of lateness do not matter, a scan costs one indexed query.
+    timer_interval_s: float = Field(default=5.0, gt=0)
+    # After a penalty case closes, an inspector revisits the site this many days later.
+    follow_up_after_days: float = Field(default=30.0, gt=0)
+    # A failed notice delivery waits base * 2^attempts seconds, capped, before the next try.
+    notice_retry_base_s: float = Field(default=1.0, gt=0)
+    notice_retry_max_s: float = Field(default=3600.0, gt=0)
+    # A webhook that failed this many times is marked dead (about five hours of retries with the
+    # defaults) and an operator is needed; MQTT and Kafka are ours and are retried for ever.
+    webhook_max_attempts: int = Field(default=16, ge=1)
+    # A receiver that has not answered in this time counts as down for this attempt.
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # Base URL the enterprise can reach the API at: notices link to evidence under it.
+    public_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s]+$")
+
     # --- cameras (ingest side) ---
     # Frames on Kafka stay under the broker's default 1 MiB message limit (headers included).
     frame_max_bytes: int = Field(default=900 * 1024, ge=16 * 1024)
