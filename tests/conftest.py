@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.lifecycle import Site, staffed_site
 from vigil.db import make_pool, migrate
 from vigil.infra import Infrastructure
 from vigil.kafka import ensure_topics
@@ -43,3 +44,9 @@ async def pool(settings: Settings) -> AsyncIterator[object]:
 def uid() -> str:
     """A short unique suffix, so tests sharing the brokers and database never see each other's data."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def site(pool: object, uid: str) -> Site:
+    """An enterprise with one site (district Xuhui) whose A, B and C handlers are all present."""
+    return await staffed_site(pool, uid)
