@@ -1,4 +1,5 @@
-"""The `vigil` command: `demo`, `run <service>`, `migrate`, `devices register`, `infra`."""
+"""The `vigil` command: `demo`, `run <service>`, `migrate`, registries (`devices`, `cameras`,
+`staff`, `sites`, `enterprises`) and `bench`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from vigil import __version__
+from vigil import __version__, admin
 from vigil.errors import VigilError
 from vigil.service import Service
 from vigil.settings import Settings, get_settings
@@ -305,6 +306,7 @@ def _parser() -> argparse.ArgumentParser:
         "--zones", help='JSON: [{"name": "prep", "points": [[x,y],…], "codes": ["KITCHEN_NO_MASK"]}]'
     )
     creg.add_argument("--disabled", action="store_true")
+    admin.add_parsers(sub)
     bench = sub.add_parser("bench", help="benchmarks: throughput and latency against raw limits")
     bsub = bench.add_subparsers(dest="bench_command", required=True)
     bv = bsub.add_parser("vision", help="the vision loop against raw onnxruntime, same model and batch")
@@ -344,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(register(settings, args))
         if args.command == "cameras":
             return asyncio.run(register_camera_cmd(settings, args))
+        if args.command in ("staff", "sites", "enterprises"):
+            return asyncio.run(admin.run(settings, args))
         if args.command == "bench":
             from detectors.vision.bench import run_vision_bench
 

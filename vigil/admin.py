@@ -1,0 +1,79 @@
+"""`vigil staff …`, `vigil sites handlers …`, `vigil enterprises webhook …`: the bureau's set-up of
+who handles what and where notices go. Each command migrates first and runs in one transaction."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vigil.errors import VigilError
+from vigil.settings import Settings
+
+
+def add_parsers(sub: Any) -> None:
+    staff = sub.add_parser("staff", help="the bureau's staff")
+    ssub = staff.add_subparsers(dest="staff_command", required=True)
+    add = ssub.add_parser("add", help="add (or rename) a staff member")
+    add.add_argument("staff_id")
+    add.add_argument("name")
+    away = ssub.add_parser("away", help="mark away (their active alerts move to the next handler)")
+    away.add_argument("staff_id")
+    back = ssub.add_parser("back", help="mark back from away")
+    back.add_argument("staff_id")
+
+    sites = sub.add_parser("sites", help="sites")
+    sitesub = sites.add_subparsers(dest="sites_command", required=True)
+    handlers = sitesub.add_parser("handlers", help="set a site's A (primary), B (backup), C (specialist)")
+    handlers.add_argument("site_id")
+    for slot in "abc":
+        handlers.add_argument(f"--{slot}", metavar="STAFF_ID", help=f"slot {slot.upper()} ('-' clears it)")
+
+    ent = sub.add_parser("enterprises", help="enterprises")
+    esub = ent.add_subparsers(dest="enterprises_command", required=True)
+    hook = esub.add_parser(
+        "webhook", help="set the enterprise's notice webhook; prints its signing secret once"
+    )
+    hook.add_argument("enterprise_id")
+    target = hook.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="https://… endpoint that receives signed notices")
+    target.add_argument("--remove", action="store_true", help="stop webhook notices")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts import staffing
+    from alerts.webhook import set_webhook
+    from vigil.db import make_pool, migrate
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    await migrate(settings.database_url)
+    async with (
+        make_pool(settings.database_url, max_size=1) as pool,
+        pool.connection() as conn,
+        conn.transaction(),
+    ):
+        if args.command == "staff":
+            if args.staff_command == "add":
+                await staffing.upsert_staff(conn, args.staff_id, args.name)
+                print(f"staff {args.staff_id}: {args.name}")
+            else:
+                moved = await staffing.set_away(
+                    conn, args.staff_id, args.staff_command == "away", actor="cli"
+                )
+                print(f"staff {args.staff_id} {args.staff_command}; {len(moved)} active alert(s) re-routed")
+        elif args.command == "sites":
+            given = {slot.upper(): getattr(args, slot) for slot in "abc" if getattr(args, slot) is not None}
+            if not given:
+                raise VigilError("give at least one of --a, --b, --c")
+            await staffing.set_handlers(
+                conn, args.site_id, {k: None if v == "-" else v for k, v in given.items()}
+            )
+            print(f"site {args.site_id}: " + ", ".join(f"{k}={v}" for k, v in sorted(given.items())))
+        else:
+            secret = await set_webhook(conn, args.enterprise_id, None if args.remove else args.url)
+            if secret is None:
+                print(f"{args.enterprise_id}: webhook removed")
+            else:
+                print(f"{args.enterprise_id}: notices go to {args.url}")
+                print(f"signing secret (shown once; verify X-Vigil-Signature with it): {secret}")
+    return 0
