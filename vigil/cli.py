@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -152,6 +153,7 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
             await pool.open(wait=True)
             site = SimulatedSite(s.mqtt_url, pool)
             await site.register()
+            await _demo_staff(pool, site.spec.site_id)
             cameras = SimulatedKitchenCameras(
                 pool, enterprise_id=site.spec.enterprise_id, site_id=site.spec.site_id
             )
@@ -194,6 +196,19 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         await asyncio.to_thread(infra.stop)
 
 
+# The demo bureau: alerts of the demo site go to A, to B when A is away, to C when escalated.
+_DEMO_STAFF = {"A": ("zhang-wei", "Zhang Wei"), "B": ("li-na", "Li Na"), "C": ("wang-fang", "Wang Fang")}
+
+
+async def _demo_staff(pool: Any, site_id: str) -> None:
+    from alerts.staffing import set_handlers, upsert_staff
+
+    async with pool.connection() as conn, conn.transaction():
+        for staff_id, name in _DEMO_STAFF.values():
+            await upsert_staff(conn, staff_id, name)
+        await set_handlers(conn, site_id, {slot: staff_id for slot, (staff_id, _) in _DEMO_STAFF.items()})
+
+
 class _NoticePrinter(Service):
     """Subscribes like an enterprise would and prints each notice as it arrives."""
 
@@ -220,10 +235,13 @@ class _NoticePrinter(Service):
         await mqtt.connect(self._client, self._url)
 
     def _show(self, payload: bytes | bytearray) -> None:
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # a notice it cannot read is skipped
             n = orjson.loads(payload)
+            by = datetime.fromtimestamp(n["rectify_by"] / 1000).astimezone()
             print(
-                f"  NOTICE → {n['enterprise_id']}: [{n['code']}] {n['name_zh']} — {n['summary']}", flush=True
+                f"  NOTICE {n.get('kind', 'opened')} → {n['enterprise_id']}: [{n['code']}] {n['name_zh']}"
+                f" — {n['summary']}\n      {n.get('leniency_en', '')}; rectify by {by:%Y-%m-%d %H:%M}",
+                flush=True,
             )
 
     async def _stop(self) -> None:
