@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
 import vigil
-from api import alerts, evidence
+from alerts.policy import Policy
+from api import actions, alerts, evidence, stats
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
 from vigil.db import make_pool
@@ -62,9 +63,13 @@ def create_app(settings: Settings) -> FastAPI:
     # Snapshots are files on a volume shared with the detectors; without one, none are served.
     app.state.evidence = EvidenceStore(settings.evidence_dir) if settings.evidence_dir else None
     app.state.pool = None
+    # Lifecycle moves need the leniency look-back, follow-up delay and public URL for notices.
+    app.state.policy = Policy.from_settings(settings)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.include_router(alerts.router)
+    app.include_router(actions.router)
     app.include_router(evidence.router)
+    app.include_router(stats.router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
     async def healthz() -> Health:

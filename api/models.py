@@ -77,3 +77,45 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     reason: str | None = None
+
+
+class SupervisionStatsRow(BaseModel):
+    key: str = Field(
+        description="the period start (ISO date, UTC), district ('unassigned' when the site has none),"
+        " enterprise id or violation code"
+    )
+    alerts: int = Field(description="alerts created in the range")
+    violations: int = Field(description="alerts not dismissed as false alarms")
+    warnings: int = Field(description="closed with a warning (first offence corrected in time)")
+    penalty_cases: int = Field(description="violations flagged for a penalty case")
+    rectified: int = Field(description="closed, not as a false alarm")
+    rectification_rate: float | None = Field(description="rectified / violations; null without violations")
+    mean_hours_to_rectify: float | None = Field(
+        description="mean hours from creation to closing over rectified alerts; null when none"
+    )
+    repeat_offences: int = Field(description="violations by an enterprise with an earlier closed offence")
+    repeat_offence_rate: float | None = Field(description="repeat_offences / violations")
+    false_alarms: int = Field(description="dismissed alerts")
+    false_alarm_rate: float | None = Field(description="false_alarms / alerts")
+
+
+class SupervisionStats(BaseModel):
+    group_by: Literal["period", "district", "enterprise", "code"]
+    period: Literal["day", "week", "month"]
+    since: datetime
+    until: datetime
+    rows: list[SupervisionStatsRow]
+
+
+class FalseAlarmStatsRow(BaseModel):
+    key: str = Field(description="'camera:ID' or 'device:ID', or the detector (model) name")
+    alerts: int
+    false_alarms: int
+    rate: float = Field(description="false_alarms / alerts")
+
+
+class FalseAlarmStats(BaseModel):
+    by: Literal["source", "detector"]
+    since: datetime
+    until: datetime
+    rows: list[FalseAlarmStatsRow]
