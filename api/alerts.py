@@ -11,7 +11,16 @@ from psycopg.rows import dict_row
 
 from api.auth import Operator
 from api.deps import Pool
-from api.models import AlertDetail, AlertPage, AlertPublic, AlertStatus, AuditEntry, ErrorBody
+from api.models import (
+    AlertDetail,
+    AlertPage,
+    AlertPublic,
+    AlertStatus,
+    AuditEntry,
+    ErrorBody,
+    NoticeRecord,
+    Rectification,
+)
 from api.pagination import InvalidCursor, decode_cursor, encode_cursor
 from vigil.catalogue import catalogue
 from vigil.events import ID_PATTERN
@@ -30,7 +39,9 @@ _CODE_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
 _COLUMNS = sql.SQL(
     "alert_id, code, enterprise_id, site_id, source_kind, source_id, status, severity, tier,"
     " summary, evidence, detector, window_start, first_seen, last_seen, cleared_at, occurrences,"
-    " deadline, created_at, updated_at"
+    " deadline, created_at, updated_at, leniency, penalty_case, prior_alert_id, disposition, assignee,"
+    " assigned_slot, difficult, notified_at, acknowledged_at, rectified_at, escalated_at, escalation_reason,"
+    " closed_at, close_reason"
 )
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "no valid token"}}
@@ -139,4 +150,22 @@ async def get_alert(
             [alert_id],
         )
         audit = [AuditEntry.model_validate(a) for a in await cur.fetchall()]
-    return AlertDetail.model_validate({**_public(row), "audit": audit})
+        await cur.execute(
+            "SELECT n.notice_id, n.kind, n.created_at, n.read_at, COALESCE(jsonb_agg(jsonb_build_object("
+            "'channel', o.channel, 'attempts', o.attempts, 'delivered_at', o.delivered_at,"
+            " 'dead_at', o.dead_at, 'last_error', o.last_error) ORDER BY o.outbox_id)"
+            " FILTER (WHERE o.outbox_id IS NOT NULL), '[]') AS deliveries"
+            " FROM notices n LEFT JOIN outbox o ON o.notice_id = n.notice_id"
+            " WHERE n.alert_id = %s GROUP BY n.notice_id ORDER BY n.created_at, n.notice_id",
+            [alert_id],
+        )
+        notices = [NoticeRecord.model_validate(n) for n in await cur.fetchall()]
+        await cur.execute(
+            "SELECT submitted_at, submitted_by, description, photos, decision, decided_at, decided_by,"
+            " decision_reason FROM rectifications WHERE alert_id = %s ORDER BY rectification_id",
+            [alert_id],
+        )
+        rectifications = [Rectification.model_validate(r) for r in await cur.fetchall()]
+    return AlertDetail.model_validate(
+        {**_public(row), "audit": audit, "notices": notices, "rectifications": rectifications}
+    )

@@ -50,6 +50,52 @@ class AlertPublic(BaseModel):
     deadline: datetime
     created_at: datetime
     updated_at: datetime
+    # The rectification loop (migration 0003).
+    leniency: Literal["first_offence", "repeat", "not_eligible"] = Field(
+        description="first offence (a warning if corrected in time), repeat, or not on the leniency list"
+    )
+    penalty_case: bool = Field(description="flagged for a penalty case (a repeat, or a missed deadline)")
+    prior_alert_id: str | None = Field(description="the earlier offence that makes this one a repeat")
+    disposition: Literal["warning", "penalty", "corrected", "false_alarm"] | None = Field(
+        description="how a closed or dismissed alert ended"
+    )
+    assignee: str | None = Field(description="the staff member handling it")
+    assigned_slot: Literal["A", "B", "C"] | None = Field(description="A primary, B backup, C specialist")
+    difficult: bool
+    notified_at: datetime | None
+    acknowledged_at: datetime | None
+    rectified_at: datetime | None = Field(description="when the latest rectification was submitted")
+    escalated_at: datetime | None
+    escalation_reason: str | None
+    closed_at: datetime | None
+    close_reason: str | None
+
+
+class Delivery(BaseModel):
+    channel: Literal["mqtt_notice", "webhook"]
+    attempts: int
+    delivered_at: datetime | None
+    dead_at: datetime | None = Field(description="given up after repeated failures")
+    last_error: str | None
+
+
+class NoticeRecord(BaseModel):
+    notice_id: str
+    kind: Literal["opened", "rejected", "escalated", "closed", "dismissed"]
+    created_at: datetime
+    read_at: datetime | None = Field(description="the enterprise's read receipt")
+    deliveries: list[Delivery]
+
+
+class Rectification(BaseModel):
+    submitted_at: datetime
+    submitted_by: str
+    description: str
+    photos: list[str] = Field(description="SHA-256 of each photo in the evidence store")
+    decision: Literal["accepted", "rejected"] | None
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
 
 
 class AuditEntry(BaseModel):
@@ -63,6 +109,8 @@ class AuditEntry(BaseModel):
 
 class AlertDetail(AlertPublic):
     audit: list[AuditEntry] = Field(description="every change to the alert, oldest first")
+    notices: list[NoticeRecord] = Field(description="what the enterprise was told, and how it arrived")
+    rectifications: list[Rectification] = Field(description="the enterprise's proof, oldest first")
 
 
 class AlertPage(BaseModel):

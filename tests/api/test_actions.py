@@ -116,3 +116,21 @@ async def test_follow_up_visits_are_listed_and_their_outcome_recorded(client, po
         r.status_code == 200 and r.json()["status"] == "completed" and r.json()["outcome"] == "non_compliant"
     )
     assert (await client.post(url, json={"outcome": "compliant"})).status_code == 404
+
+
+async def test_alert_detail_shows_notices_with_their_deliveries_and_the_rectifications(
+    client, pool, site: Site
+):
+    a = await open_alert(pool, violation(site))
+    await submit(pool, site, a["alert_id"], "new hood filter fitted")
+    await client.post(f"/api/v1/alerts/{a['alert_id']}/reject", json={"reason": "show the filter label"})
+    r = await client.get(f"/api/v1/alerts/{a['alert_id']}")
+    assert r.status_code == 200, r.text
+    detail = r.json()
+    assert detail["leniency"] == "first_offence" and detail["assignee"] == site.staff["A"]
+    assert [(n["kind"], n["read_at"]) for n in detail["notices"]] == [("opened", None), ("rejected", None)]
+    for n in detail["notices"]:  # queued for MQTT; no notifier runs in this test
+        assert [(d["channel"], d["delivered_at"]) for d in n["deliveries"]] == [("mqtt_notice", None)]
+    [rect] = detail["rectifications"]
+    assert rect["description"] == "new hood filter fitted" and rect["decision"] == "rejected"
+    assert rect["decision_reason"] == "show the filter label" and rect["decided_by"] == "operator:operator"

@@ -56,6 +56,21 @@ async def test_list_item_carries_every_field_and_catalogue_names(
         "deadline": item["deadline"],
         "created_at": item["created_at"],
         "updated_at": item["updated_at"],
+        # Seeded by SQL: the lifecycle columns keep their defaults.
+        "leniency": "not_eligible",
+        "penalty_case": False,
+        "prior_alert_id": None,
+        "disposition": None,
+        "assignee": None,
+        "assigned_slot": None,
+        "difficult": False,
+        "notified_at": None,
+        "acknowledged_at": None,
+        "rectified_at": None,
+        "escalated_at": None,
+        "escalation_reason": None,
+        "closed_at": None,
+        "close_reason": None,
     }
     assert ts(item["created_at"]) == T0
     assert ts(item["window_start"]) == T0 - timedelta(minutes=1)
