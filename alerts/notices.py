@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from vigil.catalogue import catalogue
+from vigil.errors import NotFound
 
 OUTBOX_CHANNEL = "vigil_outbox"  # LISTEN/NOTIFY channel that wakes the notifier
 
@@ -152,3 +153,32 @@ async def write_change(
         "INSERT INTO outbox (alert_id, enterprise_id, channel, payload) VALUES (%s, %s, 'alert_stream', %s)",
         (alert_id, enterprise_id, Jsonb(payload)),
     )
+
+
+async def mark_read(
+    conn: AsyncConnection[Any], notice_id: str, *, enterprise_id: str, actor: str
+) -> datetime:
+    """The enterprise's read receipt. The first read is kept (and audited on the alert, as proof the
+    enterprise was told); reading again changes nothing. Another enterprise's notice is not found."""
+    cur = await conn.execute(
+        "UPDATE notices SET read_at = now() WHERE notice_id = %s AND enterprise_id = %s AND read_at IS NULL"
+        " RETURNING alert_id, read_at",
+        (notice_id, enterprise_id),
+    )
+    row = await cur.fetchone()
+    if row is not None:
+        await conn.execute(
+            "INSERT INTO alert_audit (alert_id, actor, action, from_status, to_status, reason)"
+            " SELECT alert_id, %s, 'notice_read', status, status, %s FROM alerts WHERE alert_id = %s",
+            (actor, f"notice {notice_id} read", row[0]),
+        )
+        read_at: datetime = row[1]
+        return read_at
+    cur = await conn.execute(
+        "SELECT read_at FROM notices WHERE notice_id = %s AND enterprise_id = %s", (notice_id, enterprise_id)
+    )
+    again = await cur.fetchone()
+    if again is None:
+        raise NotFound(f"notice {notice_id} not found")
+    first: datetime = again[0]
+    return first

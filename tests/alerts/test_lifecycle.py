@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts import lifecycle
+from alerts.notices import mark_read
 from alerts.timers import fire_due
 from tests.lifecycle import (
     OPERATOR,
@@ -99,7 +100,7 @@ async def test_first_offence_acknowledged_rectified_and_verified_ends_in_a_warni
         "SELECT notice_id, channel FROM outbox WHERE alert_id=%s AND notice_id IS NOT NULL ORDER BY 1, 2",
         a["alert_id"],
     )
-    assert channels == [(n, "mqtt_notice") for n, _ in sent]
+    assert channels == sorted((n, "mqtt_notice") for n, _ in sent)
     assert await rows(pool, "SELECT 1 FROM follow_up_visits WHERE alert_id=%s", a["alert_id"]) == []
 
 
@@ -380,3 +381,22 @@ async def test_a_site_without_handlers_leaves_the_alert_unassigned(pool, site, u
     bare = Site(site.enterprise_id, f"bare-{uid}", {})
     a = await open_alert(pool, violation(bare))
     assert a["assignee"] is None and a["assigned_slot"] is None
+
+
+async def test_a_read_receipt_is_kept_once_audited_and_private_to_the_enterprise(pool, site):
+    a = await open_alert(pool, violation(site))
+    notice_id = f"{a['alert_id']}:opened"
+    async with pool.connection() as conn, conn.transaction():
+        with pytest.raises(NotFound):
+            await mark_read(conn, notice_id, enterprise_id="someone-else", actor="enterprise:someone-else")
+    async with pool.connection() as conn, conn.transaction():
+        first = await mark_read(
+            conn, notice_id, enterprise_id=site.enterprise_id, actor=site.enterprise_actor()
+        )
+    async with pool.connection() as conn, conn.transaction():
+        again = await mark_read(
+            conn, notice_id, enterprise_id=site.enterprise_id, actor=site.enterprise_actor()
+        )
+    assert again == first
+    assert await rows(pool, "SELECT read_at FROM notices WHERE notice_id=%s", notice_id) == [(first,)]
+    assert [t[0] for t in await trail(pool, a["alert_id"])] == ["opened", "notice_read"]
