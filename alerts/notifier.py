@@ -1,10 +1,18 @@
 """The notifier: delivers the outbox — enterprise notices on MQTT `vigil/v1/{enterprise}/notices`
-(QoS 1) and alert changes on `vigil.alerts.v1` — then marks each row delivered.
+(QoS 1) and to the enterprise's signed webhook, alert changes on `vigil.alerts.v1` — then marks
+each row delivered.
 
 Woken by NOTIFY from the alerts service, with a poll as the fallback. Rows are claimed with
 `FOR UPDATE SKIP LOCKED`, so several notifiers share the outbox. Delivery is at-least-once: a
 crash after a publish but before the commit re-sends it; notices carry a stable `notice_id` so a
 receiver can drop the repeat.
+
+A failed row waits `notice_retry_base_s * 2^attempts` seconds (capped at `notice_retry_max_s`).
+MQTT and Kafka are ours: one found down pauses its channel for the pass and is retried for ever.
+A webhook is the enterprise's: after a failure its other webhook rows wait for the next pass (one
+slow receiver cannot hold up anyone else), and after `webhook_max_attempts` failures the row goes
+dead with an audit entry on its alert. The first notice of an alert delivered on any push channel
+moves it from open to notified.
 """
 
 from __future__ import annotations
@@ -21,9 +29,9 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 from paho.mqtt.client import Client as MqttClient
-from psycopg.types.json import Jsonb
 
-from alerts.store import OUTBOX_CHANNEL
+from alerts.notices import OUTBOX_CHANNEL, write_change
+from alerts.webhook import WebhookFailed, WebhookSender
 from vigil import mqtt
 from vigil.db import make_pool
 from vigil.errors import InfrastructureUnavailable
@@ -35,29 +43,60 @@ from vigil.topics import ALERTS, notices_topic
 
 log = logging.getLogger(__name__)
 
-# After a failed delivery a row waits 2^attempts seconds, capped, before its next try; a channel
-# that is down is not tried again in the same pass.
-_ROW_BACKOFF_MAX_S = 300
+# After a pass that found a channel of ours (or the database) down, the poll interval doubles up
+# to this until a pass goes through, so an outage is not polled for every couple of seconds.
 _PASS_BACKOFF_MAX_S = 30.0
+# last_error is for people reading the row; a receiver's or broker's long message is cut here.
+_ERROR_MAX_CHARS = 500
 
 # One row per transaction: a row is marked delivered in the same commit as its claim, so a
-# failure later in a pass never rolls back (and re-sends) rows already delivered.
+# failure later in a pass never rolls back (and re-sends) rows already delivered. The webhook's
+# URL and secret are read at delivery, so a changed URL or rotated secret applies to queued rows.
 _CLAIM = """
 SELECT o.outbox_id, o.alert_id, o.enterprise_id, o.channel, o.payload,
-       a.code, a.site_id, a.status, a.severity, a.tier, a.summary
+       a.code, a.site_id, a.status, a.severity, a.tier, a.summary,
+       e.webhook_url, e.webhook_secret
 FROM outbox o JOIN alerts a USING (alert_id)
-WHERE o.delivered_at IS NULL AND o.next_attempt_at <= now() AND o.channel <> ALL(%s)
+LEFT JOIN enterprises e ON o.channel = 'webhook' AND e.enterprise_id = o.enterprise_id
+WHERE o.delivered_at IS NULL AND o.dead_at IS NULL AND o.next_attempt_at <= now()
+  AND o.channel <> ALL(%(down)s)
+  AND NOT (o.channel = 'webhook' AND o.enterprise_id = ANY(%(failing)s))
 ORDER BY o.outbox_id
 LIMIT 1
 FOR UPDATE OF o SKIP LOCKED
 """
 
+# The failure is counted and the row backs off; a webhook row out of attempts goes dead instead,
+# with an audit entry on its alert (in the same statement, so the two cannot disagree).
+_RECORD_FAILURE = """
+WITH failed AS (
+    UPDATE outbox SET attempts = attempts + 1, last_error = %(error)s,
+        next_attempt_at = now() + make_interval(secs => LEAST(%(max_s)s, %(base_s)s * power(2, attempts))),
+        dead_at = CASE WHEN channel = 'webhook' AND (attempts + 1 >= %(max_attempts)s OR %(dead)s)
+                       THEN now() END
+    WHERE outbox_id = %(outbox_id)s
+    RETURNING alert_id, notice_id, dead_at
+)
+INSERT INTO alert_audit (alert_id, actor, action, from_status, to_status, reason)
+SELECT a.alert_id, 'notifier', 'notice_dead', a.status, a.status,
+       COALESCE(f.notice_id, '-') || ' webhook: ' || %(error)s
+FROM failed f JOIN alerts a USING (alert_id)
+WHERE f.dead_at IS NOT NULL
+RETURNING 1
+"""
+
+
+class _WebhookRemoved(Exception):
+    """The enterprise removed its webhook after the notice was queued for it."""
+
 
 @dataclass(slots=True)
 class NotifierStats:
-    notices: int = 0
+    notices: int = 0  # on MQTT
+    webhooks: int = 0
     changes: int = 0
-    failures: int = 0
+    failures: int = 0  # passes that found a channel of ours (or the database) down
+    dead: int = 0  # webhook rows given up on
 
 
 class Notifier(Service):
@@ -70,6 +109,7 @@ class Notifier(Service):
         self._pool = make_pool(settings.database_url, max_size=2, name=self.name)
         self._producer: AIOKafkaProducer | None = None
         self._mqtt: MqttClient | None = None
+        self._webhooks: WebhookSender | None = None
         self._wake = asyncio.Event()
         self.stats = NotifierStats()
 
@@ -82,10 +122,13 @@ class Notifier(Service):
         await self._producer.start()
         self._mqtt = mqtt.mqtt_client(s.mqtt_url, f"vigil-notifier-{socket.gethostname()}-{os.getpid()}")
         await mqtt.connect(self._mqtt, s.mqtt_url)
+        self._webhooks = WebhookSender(s.webhook_timeout_s)
         self.spawn(self._listen(), "listen")
         self.spawn(self._deliver_forever(), "deliver")
 
     async def _stop(self) -> None:
+        if self._webhooks is not None:
+            await self._webhooks.aclose()
         if self._mqtt is not None:
             await asyncio.to_thread(mqtt.disconnect, self._mqtt)  # joins paho's thread
         if self._producer is not None:
@@ -131,73 +174,70 @@ class Notifier(Service):
     async def deliver_pending(self) -> tuple[int, set[str]]:
         """Deliver every row that is due, one transaction each; returns how many were delivered and
         the channels found down (their remaining rows wait for the next pass)."""
-        delivered, down = 0, set[str]()
+        delivered, down, failing = 0, set[str](), set[str]()
         while True:
+            dead = False
             async with self._pool.connection() as conn, conn.transaction():
-                row = await (await conn.execute(_CLAIM, (list(down),))).fetchone()
+                claim = {"down": list(down), "failing": list(failing)}
+                row = await (await conn.execute(_CLAIM, claim)).fetchone()
                 if row is None:
                     return delivered, down
+                outbox_id, channel, enterprise_id = row[0], row[3], row[2]
                 try:
                     await self._deliver(conn, row)
                     await conn.execute(
                         "UPDATE outbox SET delivered_at = now(), attempts = attempts + 1"
                         " WHERE outbox_id = %s",
-                        (row[0],),
+                        (outbox_id,),
                     )
                     delivered += 1
                     continue
                 except InfrastructureUnavailable as exc:
-                    down.add(row[3])
+                    down.add(channel)
                     error = str(exc)
+                except WebhookFailed as exc:
+                    failing.add(enterprise_id)
+                    error = exc.reason
+                except _WebhookRemoved:
+                    error, dead = "webhook removed", True
                 except ValueError as exc:  # e.g. a topic the broker client refuses: this row only
                     error = f"undeliverable: {exc}"
             # Nothing was written for the failed row (delivery comes before any update), so its claim
             # transaction has simply ended; record the failure in a transaction of its own.
-            await self._record_failure(row[0], error)
+            await self._record_failure(outbox_id, error, dead=dead)
 
-    async def _record_failure(self, outbox_id: int, error: str) -> None:
+    async def _record_failure(self, outbox_id: int, error: str, *, dead: bool = False) -> None:
+        s = self._settings
         log.warning("outbox row %s not delivered: %s", outbox_id, error)
+        params = {
+            "error": error[:_ERROR_MAX_CHARS],
+            "max_s": s.notice_retry_max_s,
+            "base_s": s.notice_retry_base_s,
+            "max_attempts": s.webhook_max_attempts,
+            "dead": dead,
+            "outbox_id": outbox_id,
+        }
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = %s,"
-                " next_attempt_at = now() + make_interval(secs => LEAST(%s, power(2, attempts)))"
-                " WHERE outbox_id = %s",
-                (error[:500], _ROW_BACKOFF_MAX_S, outbox_id),
-            )
+            if await (await conn.execute(_RECORD_FAILURE, params)).fetchone() is not None:
+                self.stats.dead += 1
+                log.error("outbox row %s is dead: %s", outbox_id, error)
 
     async def _deliver(self, conn: psycopg.AsyncConnection[Any], row: tuple[Any, ...]) -> None:
-        (
-            outbox_id,
-            alert_id,
-            enterprise_id,
-            channel,
-            payload,
-            code,
-            site_id,
-            status,
-            severity,
-            tier,
-            summary,
-        ) = row
+        outbox_id, alert_id, enterprise_id, channel, payload = row[:5]
+        code, site_id, status, severity, tier, summary, webhook_url, webhook_secret = row[5:]
         if channel == "mqtt_notice":
             assert self._mqtt is not None
             await mqtt.publish_qos1(self._mqtt, notices_topic(enterprise_id), orjson.dumps(payload))
             self.stats.notices += 1
-            if status == "open":
-                await conn.execute(
-                    "UPDATE alerts SET status = 'notified', updated_at = now() WHERE alert_id = %s",
-                    (alert_id,),
-                )
-                await conn.execute(
-                    "INSERT INTO alert_audit (alert_id, actor, action, from_status, to_status, reason)"
-                    " VALUES (%s, 'notifier', 'notified', 'open', 'notified', %s)",
-                    (alert_id, f"notice sent on {notices_topic(enterprise_id)}"),
-                )
-                await conn.execute(
-                    "INSERT INTO outbox (alert_id, enterprise_id, channel, payload)"
-                    " VALUES (%s, %s, 'alert_stream', %s)",
-                    (alert_id, enterprise_id, Jsonb({"change": "notified", "status": "notified"})),
-                )
+            await self._notified(conn, alert_id, enterprise_id, payload, notices_topic(enterprise_id))
+            return
+        if channel == "webhook":
+            if webhook_url is None:  # removed since the notice was queued
+                raise _WebhookRemoved
+            assert self._webhooks is not None
+            await self._webhooks.post(webhook_url, webhook_secret, payload)
+            self.stats.webhooks += 1
+            await self._notified(conn, alert_id, enterprise_id, payload, "the webhook")
             return
         assert self._producer is not None
         change = AlertChange(
@@ -217,3 +257,31 @@ class Notifier(Service):
         except Exception as exc:  # aiokafka raises several unrelated types for "broker unavailable"
             raise InfrastructureUnavailable(f"Kafka refused alert change {outbox_id}: {exc}") from exc
         self.stats.changes += 1
+
+    async def _notified(
+        self, conn: psycopg.AsyncConnection[Any], alert_id: str, enterprise_id: str, notice: Any, via: str
+    ) -> None:
+        """After an 'opened' notice was delivered: the first channel to get there moves an alert that
+        is still open to notified; `notified_at` is set once, whatever the alert's status by then."""
+        # Notices queued before notices had a kind were all 'opened' ones.
+        if notice.get("kind", "opened") != "opened":
+            return
+        # The conditional UPDATE serialises notifiers delivering the same alert on two channels at
+        # once: the second waits for the first's commit, then finds the alert no longer open.
+        cur = await conn.execute(
+            "UPDATE alerts SET status = 'notified', notified_at = COALESCE(notified_at, now()),"
+            " updated_at = now() WHERE alert_id = %s AND status = 'open' RETURNING 1",
+            (alert_id,),
+        )
+        if await cur.fetchone() is None:
+            await conn.execute(
+                "UPDATE alerts SET notified_at = now() WHERE alert_id = %s AND notified_at IS NULL",
+                (alert_id,),
+            )
+            return
+        await conn.execute(
+            "INSERT INTO alert_audit (alert_id, actor, action, from_status, to_status, reason)"
+            " VALUES (%s, 'notifier', 'notified', 'open', 'notified', %s)",
+            (alert_id, f"notice sent on {via}"),
+        )
+        await write_change(conn, alert_id, enterprise_id, "notified", "notified")

@@ -83,12 +83,15 @@ async def _apply_active(conn: AsyncConnection[Any], v: Violation, policy: Policy
             "INSERT INTO alerts (alert_id, code, enterprise_id, site_id, source_kind, source_id, status,"
             " severity, tier, summary, evidence, detector, window_start, first_seen, last_seen, deadline,"
             " leniency, prior_alert_id, penalty_case, assignee, assigned_slot)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'open', %s, %s, %s, %s, %s, %s, %s, %s,"
+            # The enterprise's time runs from the notice: a violation that reaches us late (a
+            # replay after an outage) still leaves the whole rectification period.
+            " GREATEST(%s::timestamptz, now()) + %s::interval, %s, %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING RETURNING alert_id",
             (
                 v.violation_id, v.code, v.enterprise_id, v.site_id, v.source_kind, v.source_id,
                 v.severity, kind.tier, v.summary, Jsonb(v.evidence), v.detector,
-                _ts(v.window_start), detected, detected, detected + timedelta(hours=kind.deadline_hours),
+                _ts(v.window_start), detected, detected, detected, timedelta(hours=kind.deadline_hours),
                 leniency.leniency, leniency.prior_alert_id, leniency.penalty_case, staff, slot,
             ),
         )  # fmt: skip
