@@ -86,7 +86,7 @@ class AwayResult(BaseModel):
 
 
 def _actor(principal: Principal) -> str:
-    return f"{principal.role}:{principal.subject}"
+    return principal.actor
 
 
 def _policy(request: Request) -> Policy:

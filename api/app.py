@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 import vigil
 from alerts.policy import Policy
-from api import actions, alerts, evidence, stats
+from api import actions, alerts, evidence, keys, stats
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
 from vigil.db import make_pool
@@ -32,13 +32,16 @@ READY_TIMEOUT_S = 2.0
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """Build the API for `settings`. Refuses (ConfigurationError) without a usable database URL
-    or, outside demo mode, without a strong VIGIL_API_TOKEN; demo mode generates a token."""
+    """Build the API for `settings`. Refuses (ConfigurationError) without a usable database URL or
+    with a weak VIGIL_API_TOKEN; demo mode generates that token, production may leave it unset."""
     database_url = settings.database_url
     if not database_url:
         raise ConfigurationError("the API needs VIGIL_DATABASE_URL (or the embedded database started)")
     # Resolved once, here, so a misconfigured server fails at start-up, not on the first request.
-    authenticator = TokenAuthenticator(settings.require_secret("api_token"))
+    # Outside demo mode the static token is optional (API keys are the usual credential), but one
+    # that is set must be strong.
+    static_token = settings.require_secret("api_token") if settings.demo or settings.api_token else None
+    authenticator = TokenAuthenticator(static_token)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,9 +68,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.pool = None
     # Lifecycle moves need the leniency look-back, follow-up delay and public URL for notices.
     app.state.policy = Policy.from_settings(settings)
+    app.state.session_ttl_s = settings.api_session_ttl_s
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.include_router(alerts.router)
     app.include_router(actions.router)
+    app.include_router(keys.router)
     app.include_router(evidence.router)
     app.include_router(stats.router)
 

@@ -1,47 +1,69 @@
-"""Who is calling. Today there is one operator bearer token; roles, enterprise tenancy and per-key
-credentials come later and slot in here without touching the routes, which only ask for the
-`Operator` dependency alias.
+"""Who is calling, and what they may do.
+
+Credentials, all as `Authorization: Bearer …`:
+- an API key (`vigil_…`, from `vigil keys create` or the supervisor API), stored hashed;
+- a browser session token (`vt_…`), exchanged for a key at `POST /api/v1/auth/session`, short-lived;
+- the optional operator token `VIGIL_API_TOKEN` (generated in demo mode).
+
+Roles: `operator` (the monitoring centre), `supervisor` (an operator who also manages staff,
+sites, devices, cameras and keys) and `enterprise` (one enterprise's own notices and alerts only).
+Routes ask for one of the `Annotated` aliases below; tenancy is decided here, not in each route.
 """
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-Role = Literal["operator"]
+from api.deps import Pool
+from vigil.keys import Role, identify
+
+# How long a request waits for a pooled connection to check its credential.
+_ACQUIRE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. `enterprise_id` is None for monitoring-centre staff, who see every
-    enterprise; it will carry the tenant for enterprise credentials."""
+    """An authenticated caller. `enterprise_id` is None for bureau staff, who see every enterprise,
+    and the tenant for an enterprise key."""
 
     subject: str
     role: Role
     enterprise_id: str | None = None
+    key_id: str | None = None
+    session: bool = False  # authenticated by a browser session token, not by the key itself
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this caller."""
+        return (
+            f"enterprise:{self.enterprise_id}:{self.subject}"
+            if self.enterprise_id
+            else f"{self.role}:{self.subject}"
+        )
 
 
 class TokenAuthenticator:
-    """Maps a presented bearer token to a Principal, in constant time per known token."""
+    """The optional static operator token, compared in constant time."""
 
-    def __init__(self, operator_token: str) -> None:
+    def __init__(self, operator_token: str | None) -> None:
         # Compare bytes, not str: compare_digest raises TypeError on non-ASCII str, and a header
         # value is attacker-controlled (Starlette decodes it as latin-1), so str would risk a 500.
-        self._operator_token = operator_token.encode()
+        self._operator_token = operator_token.encode() if operator_token else None
 
     def authenticate(self, presented: str) -> Principal | None:
-        if hmac.compare_digest(presented.encode(), self._operator_token):
+        if self._operator_token is not None and hmac.compare_digest(presented.encode(), self._operator_token):
             return Principal(subject="operator", role="operator")
         return None
 
 
 # auto_error=False: we raise our own 401 with the challenge header; the scheme still appears in
 # the OpenAPI document so /docs offers an "Authorize" button.
-_bearer = HTTPBearer(auto_error=False, description="Operator API token (VIGIL_API_TOKEN)")
+_bearer = HTTPBearer(auto_error=False, description="An API key, a session token, or VIGIL_API_TOKEN")
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -51,21 +73,40 @@ def _unauthorized(detail: str) -> HTTPException:
 
 
 async def authenticate(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    pool: Pool,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise _unauthorized("missing bearer token")
+    presented = credentials.credentials
     authenticator: TokenAuthenticator = request.app.state.authenticator
-    principal = authenticator.authenticate(credentials.credentials)
-    if principal is None:
+    principal = authenticator.authenticate(presented)
+    if principal is not None:
+        return principal
+    if len(presented) > 200 or not presented.isascii():  # no key or token is this long, or not ASCII
         raise _unauthorized("invalid bearer token")
-    return principal
+    async with pool.connection(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+        identity = await identify(conn, presented)
+    if identity is None:
+        raise _unauthorized("invalid bearer token")
+    return Principal(identity.name, identity.role, identity.enterprise_id, identity.key_id, identity.session)
 
 
-async def require_operator(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    if principal.role != "operator":  # every principal is an operator today; roles make this real
-        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="operator role required")
-    return principal
+def _require(*roles: Role, what: str) -> object:
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in roles:
+            raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=f"{what} role required")
+        return principal
+
+    return check
 
 
-Operator = Annotated[Principal, Depends(require_operator)]
+# Any valid credential (routes that scope by the principal's enterprise themselves).
+Authenticated = Annotated[Principal, Depends(authenticate)]
+# The monitoring centre: operators and supervisors, every enterprise.
+Operator = Annotated[Principal, Depends(_require("operator", "supervisor", what="operator"))]
+# Registry and key management.
+Supervisor = Annotated[Principal, Depends(_require("supervisor", what="supervisor"))]
+# One enterprise, its own data only.
+EnterpriseUser = Annotated[Principal, Depends(_require("enterprise", what="enterprise"))]

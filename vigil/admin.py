@@ -1,5 +1,6 @@
-"""`vigil staff …`, `vigil sites handlers …`, `vigil enterprises webhook …`: the bureau's set-up of
-who handles what and where notices go. Each command migrates first and runs in one transaction."""
+"""`vigil staff …`, `vigil sites handlers …`, `vigil enterprises webhook …`, `vigil keys …`: the
+bureau's set-up of who handles what, where notices go, and who may call the API. Each command
+migrates first and runs in one transaction."""
 
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ def add_parsers(sub: Any) -> None:
     for slot in "abc":
         handlers.add_argument(f"--{slot}", metavar="STAFF_ID", help=f"slot {slot.upper()} ('-' clears it)")
 
+    keys = sub.add_parser("keys", help="API keys (stored hashed; the key is printed once)")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kcreate = ksub.add_parser("create", help="create a key; the first supervisor key starts here")
+    kcreate.add_argument("--name", required=True)
+    kcreate.add_argument("--role", required=True, choices=["operator", "supervisor", "enterprise"])
+    kcreate.add_argument("--enterprise", help="the enterprise an enterprise key is scoped to")
+    krevoke = ksub.add_parser("revoke", help="revoke a key and end its sessions")
+    krevoke.add_argument("key_id")
+    ksub.add_parser("list", help="list keys (never their secrets)")
+
     ent = sub.add_parser("enterprises", help="enterprises")
     esub = ent.add_subparsers(dest="enterprises_command", required=True)
     hook = esub.add_parser(
@@ -42,6 +53,7 @@ def add_parsers(sub: Any) -> None:
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from alerts import staffing
     from alerts.webhook import set_webhook
+    from vigil import keys
     from vigil.db import make_pool, migrate
 
     if not settings.database_url:
@@ -61,6 +73,23 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     conn, args.staff_id, args.staff_command == "away", actor="cli"
                 )
                 print(f"staff {args.staff_id} {args.staff_command}; {len(moved)} active alert(s) re-routed")
+        elif args.command == "keys":
+            if args.keys_command == "create":
+                key_id, key = await keys.create_key(
+                    conn, name=args.name, role=args.role, enterprise_id=args.enterprise, created_by="cli"
+                )
+                print(f"key {key_id} ({args.role}{' of ' + args.enterprise if args.enterprise else ''}):")
+                print(f"{key}\n(shown once; Vigil keeps only its hash)")
+            elif args.keys_command == "revoke":
+                await keys.revoke_key(conn, args.key_id)
+                print(f"key {args.key_id} revoked; its sessions are closed")
+            else:
+                cur = await conn.execute(
+                    "SELECT key_id, role, coalesce(enterprise_id, '-'), name, revoked_at IS NOT NULL"
+                    " FROM api_keys ORDER BY created_at"
+                )
+                for key_id, role, ent_id, name, revoked in await cur.fetchall():
+                    print(f"{key_id}  {role:<10} {ent_id:<20} {name}{'  (revoked)' if revoked else ''}")
         elif args.command == "sites":
             given = {slot.upper(): getattr(args, slot) for slot in "abc" if getattr(args, slot) is not None}
             if not given:

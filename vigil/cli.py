@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(register(settings, args))
         if args.command == "cameras":
             return asyncio.run(register_camera_cmd(settings, args))
-        if args.command in ("staff", "sites", "enterprises"):
+        if args.command in ("staff", "sites", "enterprises", "keys"):
             return asyncio.run(admin.run(settings, args))
         if args.command == "bench":
             from detectors.vision.bench import run_vision_bench

@@ -30,9 +30,14 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(default=None, description="mqtt://[user:pass@]host:port; unset = embedded")
     database_url: str | None = Field(default=None, description="postgresql://...; unset = embedded")
 
+    # An optional operator bearer token, besides the API keys in the database (`vigil keys create`).
+    # Unset outside demo mode means: keys only.
     api_token: SecretStr | None = Field(default=None, description="operator bearer token for the API")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # Browser sessions exchange an API key for a token that lives this long: a shift's screen
+    # re-authenticates hourly, and a leaked token is worthless by the next shift.
+    api_session_ttl_s: float = Field(default=3600.0, ge=60, le=86_400)
 
     # A telemetry message is a handful of numbers; 64 KiB leaves room for large event payloads
     # while refusing anything that could only be abuse or a misrouted file.

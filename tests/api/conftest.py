@@ -123,3 +123,28 @@ async def seed(pool: AsyncConnectionPool[Any], uid: str) -> Seeder:
     seeder = Seeder(pool, uid)
     await seeder.registry()
     return seeder
+
+
+async def make_key(pool: AsyncConnectionPool[Any], role: str, enterprise_id: str | None = None) -> str:
+    """A real API key in the real table, as `vigil keys create` would make it."""
+    from vigil.keys import create_key
+
+    async with pool.connection() as conn, conn.transaction():
+        _, key = await create_key(
+            conn, name=f"test {role}", role=role, enterprise_id=enterprise_id, created_by="test"
+        )
+    return key
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+async def supervisor_key(pool: AsyncConnectionPool[Any]) -> str:
+    return await make_key(pool, "supervisor")
+
+
+@pytest.fixture
+async def operator_key(pool: AsyncConnectionPool[Any]) -> str:
+    return await make_key(pool, "operator")
