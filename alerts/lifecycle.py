@@ -37,6 +37,7 @@ Action = Literal[
     "escalate",
     "flag_difficult",
     "assign",
+    "operator_acknowledge",
 ]
 
 TERMINAL = frozenset({"closed", "dismissed"})
@@ -53,6 +54,7 @@ ALLOWED: dict[Action, frozenset[str]] = {
     "escalate": AWAITING_ENTERPRISE,
     "flag_difficult": ACTIVE,
     "assign": ACTIVE,
+    "operator_acknowledge": ACTIVE,
 }
 
 _MAX_TEXT = 4000  # reasons and descriptions: a paragraph, not a document
@@ -268,6 +270,21 @@ async def escalate(
                  "penalty_case": alert["penalty_case"] or penalty,
                  "assignee": staff or alert["assignee"], "assigned_slot": slot or alert["assigned_slot"]},
         notice="escalated" if notify else None, policy=policy,
+    )  # fmt: skip
+
+
+async def operator_acknowledge(
+    conn: AsyncConnection[Any], alert_id: str, *, actor: str, note: str | None = None
+) -> dict[str, Any]:
+    """The monitoring centre has seen the alert and someone has it: recorded once, no state change
+    (the enterprise's acknowledgement is the lifecycle's `acknowledged`)."""
+    alert = await lock_alert(conn, alert_id)
+    check_transition("operator_acknowledge", alert["status"])
+    if alert["operator_ack_at"] is not None:
+        return alert
+    return await move(
+        conn, alert, "operator_acknowledged", actor=actor, reason=_text(note, "note", required=False),
+        changes={"operator_ack_at": alert["now"], "operator_ack_by": actor},
     )  # fmt: skip
 
 

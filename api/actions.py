@@ -1,4 +1,4 @@
-"""The bureau's moves on an alert (verify, reject, dismiss, escalate, flag difficult, assign), the
+"""The bureau's moves on an alert (ack, verify, reject, dismiss, escalate, flag difficult, assign), the
 follow-up visits after penalty cases, and marking staff away.
 
 Each move runs `alerts.lifecycle` in one transaction and answers with the alert as it now is. An
@@ -111,6 +111,13 @@ async def _run(pool: Pool, fn: Any, *args: Any, **kwargs: Any) -> AlertPublic:
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             row = await fn(conn, *args, **kwargs)
     return AlertPublic.model_validate(_public(row))
+
+
+@router.post("/alerts/{alert_id}/ack", responses=_ERRORS, summary="Operator: seen, I have it")
+async def operator_acknowledge(
+    principal: Operator, pool: Pool, alert_id: AlertId, body: NoteBody
+) -> AlertPublic:
+    return await _run(pool, lifecycle.operator_acknowledge, alert_id, actor=_actor(principal), note=body.note)
 
 
 @router.post("/alerts/{alert_id}/verify", responses=_ERRORS, summary="Accept the rectification and close")

@@ -41,7 +41,7 @@ _COLUMNS = sql.SQL(
     " summary, evidence, detector, window_start, first_seen, last_seen, cleared_at, occurrences,"
     " deadline, created_at, updated_at, leniency, penalty_case, prior_alert_id, disposition, assignee,"
     " assigned_slot, difficult, notified_at, acknowledged_at, rectified_at, escalated_at, escalation_reason,"
-    " closed_at, close_reason"
+    " closed_at, close_reason, operator_ack_at, operator_ack_by"
 )
 
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "no valid token"}}

@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 import vigil
 from alerts.policy import Policy
-from api import actions, alerts, evidence, keys, stats
+from api import actions, alerts, dashboard, enterprise, evidence, keys, registry, stats, stream
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
 from vigil.db import make_pool
@@ -73,6 +73,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(actions.router)
     app.include_router(keys.router)
+    app.include_router(registry.router)
+    app.include_router(enterprise.router)
+    app.include_router(stream.router)
+    app.include_router(dashboard.router)
     app.include_router(evidence.router)
     app.include_router(stats.router)
 

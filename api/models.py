@@ -69,6 +69,8 @@ class AlertPublic(BaseModel):
     escalation_reason: str | None
     closed_at: datetime | None
     close_reason: str | None
+    operator_ack_at: datetime | None = Field(description="when an operator took the alert on the wall")
+    operator_ack_by: str | None
 
 
 class Delivery(BaseModel):

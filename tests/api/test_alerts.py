@@ -71,6 +71,8 @@ async def test_list_item_carries_every_field_and_catalogue_names(
         "escalation_reason": None,
         "closed_at": None,
         "close_reason": None,
+        "operator_ack_at": None,
+        "operator_ack_by": None,
     }
     assert ts(item["created_at"]) == T0
     assert ts(item["window_start"]) == T0 - timedelta(minutes=1)

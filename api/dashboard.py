@@ -1,0 +1,7 @@
+"""The monitoring-centre dashboard and the enterprise page, served from packaged static files."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["dashboard"])
