@@ -35,6 +35,10 @@ ACQUIRE_TIMEOUT_S = 5.0
 _ID_PATTERN = rf"^{ID_PATTERN.pattern}$"
 _ALERT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 _CODE_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
+# Districts are names (Chinese or Latin); free text is any printable text. Both keep control
+# characters (NUL, which PostgreSQL text refuses) out of the query.
+_DISTRICT_PATTERN = r"^[\w .()'-]{1,64}$"
+_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 _COLUMNS = sql.SQL(
     "alert_id, code, enterprise_id, site_id, source_kind, source_id, status, severity, tier,"
@@ -71,6 +75,16 @@ async def list_alerts(
     code: Annotated[str | None, Query(pattern=_CODE_PATTERN)] = None,
     enterprise_id: Annotated[str | None, Query(pattern=_ID_PATTERN)] = None,
     site_id: Annotated[str | None, Query(pattern=_ID_PATTERN)] = None,
+    district: Annotated[str | None, Query(min_length=1, max_length=64, pattern=_DISTRICT_PATTERN)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=_TEXT_PATTERN,
+            description="text in the summary or any note: audit reasons, rectifications, closing reason",
+        ),
+    ] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     since: Annotated[
         datetime | None, Query(description="created at or after (ISO 8601; no offset means UTC)")
@@ -91,6 +105,23 @@ async def list_alerts(
         if value is not None:
             where.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
+    if district is not None:
+        where.append(sql.SQL("site_id IN (SELECT site_id FROM sites WHERE district = %s)"))
+        params.append(district)
+    if q is not None:
+        # A substring match (case-insensitive) rather than PostgreSQL's text search: its parsers do
+        # not segment Chinese, and notes here are short. LIKE's wildcards in `q` are taken literally.
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(
+            sql.SQL(
+                "(summary ILIKE %s OR close_reason ILIKE %s OR escalation_reason ILIKE %s"
+                " OR EXISTS (SELECT 1 FROM alert_audit u"
+                " WHERE u.alert_id = alerts.alert_id AND u.reason ILIKE %s)"
+                " OR EXISTS (SELECT 1 FROM rectifications r WHERE r.alert_id = alerts.alert_id"
+                " AND (r.description ILIKE %s OR r.decision_reason ILIKE %s)))"
+            )
+        )
+        params.extend([like] * 6)
     if tier is not None:
         where.append(sql.SQL("tier = %s"))
         params.append(tier)

@@ -134,3 +134,23 @@ async def test_alert_detail_shows_notices_with_their_deliveries_and_the_rectific
     [rect] = detail["rectifications"]
     assert rect["description"] == "new hood filter fitted" and rect["decision"] == "rejected"
     assert rect["decision_reason"] == "show the filter label" and rect["decided_by"] == "operator:operator"
+
+
+async def test_alerts_are_found_by_district_and_by_text_in_their_notes(client, pool, site: Site, uid):
+    a = await open_alert(pool, violation(site))
+    b = await open_alert(pool, violation(site, source="cam-2"))
+    await client.post(
+        f"/api/v1/alerts/{a['alert_id']}/dismiss", json={"reason": f"油烟 not smoke {uid} 100%_done"}
+    )
+
+    async def found(**params: str) -> set[str]:
+        r = await client.get("/api/v1/alerts", params={"limit": 200, **params})
+        assert r.status_code == 200, r.text
+        return {i["alert_id"] for i in r.json()["items"]}
+
+    assert await found(q=f"油烟 NOT SMOKE {uid}") == {a["alert_id"]}  # case-insensitive, Chinese too
+    assert await found(q=f"{uid} 100%_done") == {a["alert_id"]}
+    assert await found(q=f"{uid} 100xxdone") == set()  # % and _ are literal, not wildcards
+    assert {a["alert_id"], b["alert_id"]} <= await found(district="Xuhui", enterprise_id=site.enterprise_id)
+    assert await found(district="Elsewhere", enterprise_id=site.enterprise_id) == set()
+    assert (await client.get("/api/v1/alerts", params={"q": "bad\x00"})).status_code == 422
