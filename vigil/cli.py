@@ -146,6 +146,7 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         await migrate(s.database_url)
         await ensure_topics(s.kafka_bootstrap)
         token = s.require_secret("api_token")
+        demo_keys: dict[str, str] = {}
         if with_site:
             # Registered before ingest starts, so its first readings are already known devices
             # and its cameras are pulled from the first registry load.
@@ -154,6 +155,7 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
             site = SimulatedSite(s.mqtt_url, pool)
             await site.register()
             await _demo_staff(pool, site.spec.site_id)
+            demo_keys = await _demo_keys(pool, site.spec.enterprise_id)
             cameras = SimulatedKitchenCameras(
                 pool, enterprise_id=site.spec.enterprise_id, site_id=site.spec.site_id
             )
@@ -177,7 +179,9 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         print(
             "\nVigil is running (Ctrl-C stops everything):\n"
             f"  API        {api}/api/v1/alerts   docs {api}/docs\n"
-            f"  API token  {token}\n"
+            f"  dashboard  {api}/dashboard/   (sign in with a key below)\n"
+            + "".join(f"  {label:<10} {key}\n" for label, key in demo_keys.items())
+            + f"  API token  {token}   (operator)\n"
             f"  try        curl -H 'Authorization: Bearer {token}' {api}/api/v1/alerts\n"
             f"  evidence   {api}/api/v1/alerts/<alert_id>/evidence/<evidence.snapshot_sha256>\n"
             f"  cameras    http://{s.ingest_http_host}:{s.ingest_http_port}/v1/cameras/stats   (push: POST "
@@ -194,6 +198,22 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         if pool is not None:
             await pool.close()
         await asyncio.to_thread(infra.stop)
+
+
+async def _demo_keys(pool: Any, enterprise_id: str) -> dict[str, str]:
+    """Ready keys for the demo (demo mode only: anywhere else keys come from `vigil keys create`)."""
+    from vigil.keys import create_key
+
+    made = {}
+    async with pool.connection() as conn, conn.transaction():
+        for label, role, tenant in (
+            ("supervisor", "supervisor", None),
+            ("enterprise", "enterprise", enterprise_id),
+        ):
+            _, made[label] = await create_key(
+                conn, name=f"demo {label}", role=role, enterprise_id=tenant, created_by="demo"
+            )
+    return made
 
 
 # The demo bureau: alerts of the demo site go to A, to B when A is away, to C when escalated.
