@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 import vigil
 from alerts.policy import Policy
-from api import actions, alerts, dashboard, enterprise, evidence, keys, registry, stats, stream
+from api import actions, alerts, dashboard, enterprise, evidence, keys, openapi, registry, stats, stream
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
 from vigil.db import make_pool
@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Readiness(status="unavailable", reason=reason)
 
+    openapi.install(app)
     return app
 
 
