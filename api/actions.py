@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from psycopg.rows import dict_row
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import lifecycle, staffing
 from alerts.policy import Policy
@@ -39,14 +39,28 @@ Reason = Annotated[str, Field(min_length=1, max_length=4000)]
 
 
 class NoteBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"note": "checked the photos against the site plan"}]}
+    )
+
     note: Annotated[str | None, Field(max_length=4000)] = None
 
 
 class ReasonBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "steam from the wok, not smoke"}]})
+
     reason: Reason
 
 
 class RejectBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"reason": "the photo does not show the bin lid", "deadline": "2026-12-01T18:00:00+08:00"}
+            ]
+        }
+    )
+
     reason: Reason
     deadline: datetime | None = Field(
         default=None, description="new rectification deadline; default: the code's own time from now"
@@ -54,16 +68,26 @@ class RejectBody(BaseModel):
 
 
 class AssignBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"staff_id": "li-na", "reason": "Zhang Wei is on leave"}]}
+    )
+
     staff_id: Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$")]
     reason: Annotated[str | None, Field(max_length=4000)] = None
 
 
 class VisitBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"outcome": "compliant", "notes": "bins covered"}]}
+    )
+
     outcome: Literal["compliant", "non_compliant"]
     notes: Annotated[str | None, Field(max_length=4000)] = None
 
 
 class AwayBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"away": True}]})
+
     away: bool
 
 
