@@ -10,12 +10,25 @@ from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import AsyncConnectionPool
 
 import vigil
 from alerts.policy import Policy
-from api import actions, alerts, dashboard, enterprise, evidence, keys, openapi, registry, stats, stream
+from api import (
+    actions,
+    alerts,
+    dashboard,
+    enterprise,
+    evidence,
+    keys,
+    openapi,
+    registry,
+    stats,
+    stream,
+    trace,
+)
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
 from vigil.db import make_pool
@@ -69,13 +82,16 @@ def create_app(settings: Settings) -> FastAPI:
     # Lifecycle moves need the leniency look-back, follow-up delay and public URL for notices.
     app.state.policy = Policy.from_settings(settings)
     app.state.session_ttl_s = settings.api_session_ttl_s
+    app.state.kafka_bootstrap = settings.kafka_bootstrap  # the live stream; unset: it answers 503
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(alerts.router)
     app.include_router(actions.router)
     app.include_router(keys.router)
     app.include_router(registry.router)
     app.include_router(enterprise.router)
     app.include_router(stream.router)
+    app.include_router(trace.router)
     app.include_router(dashboard.router)
     app.include_router(evidence.router)
     app.include_router(stats.router)
@@ -120,3 +136,14 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     # load balancers to retry elsewhere or later, where a 500 would page someone for nothing.
     log.warning("database unavailable serving %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse({"detail": "database unavailable"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's own handler echoes each offending input back, and fails (a 500) when that input
+    # is NaN or Infinity, which JSON cannot carry. The same list, with inputs made printable.
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)

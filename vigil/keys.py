@@ -53,8 +53,8 @@ async def create_key(
     if (role == "enterprise") != (enterprise_id is not None):
         raise InvalidRequest("an enterprise key needs --enterprise; bureau keys take none")
     name = name.strip()
-    if not 1 <= len(name) <= 200:
-        raise InvalidRequest("a key needs a name of 1-200 characters")
+    if not 1 <= len(name) <= 200 or not name.isprintable():
+        raise InvalidRequest("a key needs a name of 1-200 printable characters")
     if enterprise_id is not None:
         cur = await conn.execute("SELECT 1 FROM enterprises WHERE enterprise_id = %s", (enterprise_id,))
         if await cur.fetchone() is None:
