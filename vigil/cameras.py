@@ -130,6 +130,28 @@ class CameraRegistry(CachedTable[Camera]):
         return cameras
 
 
+def validate_camera(
+    *,
+    enterprise_id: str,
+    site_id: str,
+    camera_id: str,
+    source: str,
+    sample_fps: float = 2.0,
+    zones: list[object] | tuple[object, ...] = (),
+    enabled: bool = True,
+) -> Camera:
+    """Check every field of a registration without storing it; ConfigurationError names the first
+    fault. The camera returned holds the source as stored (a file:// URL becomes its path)."""
+    for label, value in (("enterprise", enterprise_id), ("site", site_id), ("camera", camera_id)):
+        if not ID_PATTERN.fullmatch(value):
+            raise ConfigurationError(f"{label} id {value!r} must be 1-64 characters of A-Z a-z 0-9 _ -")
+    if not 0 < sample_fps <= 30:
+        raise ConfigurationError("sample_fps must be in (0, 30]")
+    return Camera(
+        camera_id, enterprise_id, site_id, check_source(source), sample_fps, parse_zones(list(zones)), enabled
+    )
+
+
 async def register_camera(
     pool: AsyncConnectionPool,
     *,
@@ -143,14 +165,10 @@ async def register_camera(
 ) -> Camera:
     """Create or update a camera (and its enterprise and site if they are new); every field is
     checked first, so a bad registration is refused with a reason instead of stored."""
-    for label, value in (("enterprise", enterprise_id), ("site", site_id), ("camera", camera_id)):
-        if not ID_PATTERN.fullmatch(value):
-            raise ConfigurationError(f"{label} id {value!r} must be 1-64 characters of A-Z a-z 0-9 _ -")
-    if not 0 < sample_fps <= 30:
-        raise ConfigurationError("sample_fps must be in (0, 30]")
-    camera = Camera(
-        camera_id, enterprise_id, site_id, check_source(source), sample_fps, parse_zones(list(zones))
-    )
+    camera = validate_camera(
+        enterprise_id=enterprise_id, site_id=site_id, camera_id=camera_id, source=source,
+        sample_fps=sample_fps, zones=zones, enabled=enabled,
+    )  # fmt: skip
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO enterprises (enterprise_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",

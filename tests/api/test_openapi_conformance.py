@@ -68,7 +68,7 @@ async def _make_key(database_url: str) -> str:
     return key
 
 
-def test_no_server_errors_and_no_schema_violations(running_api: tuple[str, str]) -> None:
+def test_no_server_errors_and_no_schema_violations(running_api: tuple[str, str], tmp_path: Path) -> None:
     url, key = running_api
     # The CLI rather than the pytest plugin: one process, one readable report on failure.
     done = subprocess.run(
@@ -82,6 +82,6 @@ def test_no_server_errors_and_no_schema_violations(running_api: tuple[str, str])
             "--request-timeout", "10",
             "--seed", "1",  # reproducible in CI; change it by hand to explore
         ],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,  # its reports stay out of the tree
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
