@@ -1,7 +1,737 @@
-"""The enterprise's own API: its notices, its alerts, its rectifications, its compliance score."""
+"""The enterprise's own API: its notices, its alerts, its rectifications, its compliance score.
+
+Every route takes an enterprise credential and is scoped to that enterprise: another enterprise's
+alert or notice is a 404 (never a 403, and never any of its data), and lists hold only the caller's
+rows. Bureau staff are refused (403): they have the operator routes.
+
+Rectification photos arrive as multipart/form-data and are refused unless each one is declared
+image/jpeg or image/png, starts with that format's magic bytes, is at most 5 MiB and 8000x8000
+pixels, and decodes. What is stored is never the upload: each photo is decoded and re-encoded as a
+JPEG (quality 90), which drops EXIF (GPS position, device serials) and anything appended or hidden
+in the file, then put in the content-addressed evidence store; its SHA-256 goes on the
+rectification and it is served at `/api/v1/alerts/{alert_id}/evidence/{sha256}`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
+from psycopg import sql
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from alerts import lifecycle
+from alerts.compliance import DEFAULT_WINDOW_DAYS, FORMULA, MAX_WINDOW_DAYS, compliance
+from alerts.notices import mark_read
+from api.alerts import _ALERT_ID_PATTERN, _CODE_PATTERN, _COLUMNS, ACQUIRE_TIMEOUT_S, _public
+from api.auth import EnterpriseUser, Principal
+from api.deps import Pool
+from api.models import (
+    AlertDetail,
+    AlertPage,
+    AlertPublic,
+    AlertStatus,
+    AuditEntry,
+    ErrorBody,
+    NoticeRecord,
+    Rectification,
+)
+from api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from vigil.errors import IllegalTransition, InvalidRequest, NotFound
+from vigil.evidence import EvidenceStore
 
 router = APIRouter(prefix="/api/v1/enterprise", tags=["enterprise"])
+
+# --- limits -------------------------------------------------------------------------------------
+
+MAX_PHOTOS = 10
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+MAX_DIMENSION = 8000  # pixels, each side
+MAX_DESCRIPTION = 4000
+JPEG_QUALITY = 90
+# The whole form: every photo at its limit, plus the description and the multipart framing. The
+# body is counted as it streams, so an upload over this never reaches the disk in full.
+MAX_FORM_BYTES = MAX_PHOTOS * MAX_PHOTO_BYTES + 256 * 1024
+_MAX_FIELD_BYTES = 64 * 1024  # a description of 4000 characters is at most 16000 bytes of UTF-8
+_MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
+_FORM_FIELDS = frozenset({"description", "photos"})
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+_NOTICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+# Starlette renamed its constants for 413 and 422 (the old names are deprecated); the numbers are stable.
+TOO_LARGE = 413
+UNPROCESSABLE = 422
+
+# --- OpenAPI ------------------------------------------------------------------------------------
+
+
+def _error(description: str, example: str) -> dict[str, Any]:
+    return {
+        "model": ErrorBody,
+        "description": description,
+        "content": {"application/json": {"example": {"detail": example}}},
+    }
+
+
+_401 = _error("no valid token", "invalid bearer token")
+_403 = _error("not an enterprise credential", "enterprise role required")
+_BASE: dict[int | str, dict[str, Any]] = {401: _401, 403: _403}
+_400 = _error("an invalid cursor", "invalid cursor: cursor is not valid base64 JSON")
+_404_ALERT = _error("no such alert (or not this enterprise's)", "alert a-123 not found")
+_409 = _error(
+    "the alert's state does not allow this move",
+    "cannot submit rectification an alert that is closed (allowed from: acknowledged, escalated,"
+    " notified, open, rejected)",
+)
+
+# --- models -------------------------------------------------------------------------------------
+
+_ALERT_ID_EXAMPLE = "v-camera-cam-1-KITCHEN_SMOKING-1714550400000"
+
+
+class Notice(BaseModel):
+    """One notice in the enterprise's inbox, as it was pushed (MQTT, webhook), with the read receipt."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "notice_id": f"{_ALERT_ID_EXAMPLE}:opened",
+                    "alert_id": _ALERT_ID_EXAMPLE,
+                    "kind": "opened",
+                    "created_at": "2024-05-01T08:00:05Z",
+                    "read_at": None,
+                    "payload": {"type": "notice", "kind": "opened", "code": "KITCHEN_SMOKING"},
+                }
+            ]
+        }
+    )
+
+    notice_id: str
+    alert_id: str
+    kind: Literal["opened", "rejected", "escalated", "closed", "dismissed"]
+    created_at: datetime
+    read_at: datetime | None = Field(description="when the enterprise first read it; null while unread")
+    payload: dict[str, Any] = Field(description="the notice as pushed: alert, deadline, leniency, evidence")
+
+
+class NoticePage(BaseModel):
+    items: list[Notice]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
+class ReadReceipt(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"notice_id": f"{_ALERT_ID_EXAMPLE}:opened", "read_at": "2024-05-01T08:03:00Z"}]
+        }
+    )
+
+    notice_id: str
+    read_at: datetime = Field(description="the first read; reading again does not move it")
+
+
+class AcknowledgeBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"note": "Seen; the manager is on it."}]})
+
+    note: Annotated[str | None, Field(max_length=MAX_DESCRIPTION)] = None
+
+
+class RectificationReceipt(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"alert": {"status": "rectification_submitted"}, "photos": ["9f" * 32]}]
+        }
+    )
+
+    alert: AlertPublic = Field(description="the alert as it now is (rectification_submitted)")
+    photos: list[str] = Field(description="SHA-256 of each stored photo (re-encoded JPEG), in upload order")
+
+
+class ComplianceReport(BaseModel):
+    """The score and every part of it; the formula is in `formula`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "enterprise_id": "ent-noodle-house",
+                    "since": "2023-05-02T08:00:00Z",
+                    "until": "2024-05-01T08:00:00Z",
+                    "window_days": 365,
+                    "score": 87,
+                    "violations": 2,
+                    "false_alarms": 1,
+                    "still_open": 0,
+                    "by_severity": {"major": 1, "minor": 1},
+                    "penalty_cases": 0,
+                    "repeat_offences": 0,
+                    "missed_deadlines": 1,
+                    "rectified_on_time": 1,
+                    "on_time_rate": 0.5,
+                    "deductions": 15,
+                    "severity_points": 12,
+                    "penalty_points": 0,
+                    "missed_deadline_points": 3,
+                    "on_time_credit": 2,
+                    "formula": FORMULA,
+                }
+            ]
+        }
+    )
+
+    enterprise_id: str
+    since: datetime
+    until: datetime
+    window_days: int
+    score: int = Field(ge=0, le=100, description="100 is spotless; see `formula`")
+    violations: int = Field(description="alerts created in the window, false alarms excluded")
+    false_alarms: int = Field(description="alerts dismissed as false alarms: never counted against you")
+    still_open: int = Field(description="violations not yet closed")
+    by_severity: dict[str, int] = Field(description="violations per severity")
+    penalty_cases: int = Field(description="violations referred for a penalty case")
+    repeat_offences: int = Field(description="violations that repeated an earlier offence")
+    missed_deadlines: int = Field(description="violations whose rectification deadline was missed")
+    rectified_on_time: int = Field(description="violations rectified by the deadline and accepted")
+    on_time_rate: float | None = Field(
+        description="rectified_on_time / (rectified_on_time + missed_deadlines); null when neither"
+    )
+    deductions: int = Field(description="severity_points + penalty_points + missed_deadline_points")
+    severity_points: int
+    penalty_points: int
+    missed_deadline_points: int
+    on_time_credit: int = Field(description="points given back for on-time rectifications")
+    formula: str
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _tenant(principal: Principal) -> str:
+    if principal.enterprise_id is None:  # an enterprise key always names one; never widen to all
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this credential is not bound to an enterprise")
+    return principal.enterprise_id
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        return decode_cursor(cursor)
+    except InvalidCursor as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {exc}") from None
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except IllegalTransition as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except InvalidRequest as exc:
+        raise HTTPException(UNPROCESSABLE, str(exc)) from None
+
+
+def _own_view(notice: dict[str, Any]) -> dict[str, Any]:
+    # The enterprise sees how each notice reached it; an error on our own broker is not its business.
+    deliveries = [d if d["channel"] == "webhook" else {**d, "last_error": None} for d in notice["deliveries"]]
+    return {**notice, "deliveries": deliveries}
+
+
+AlertId = Annotated[str, Path(pattern=_ALERT_ID_PATTERN)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(description="next_cursor from the previous page")]
+
+# --- notices ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/notices",
+    responses={**_BASE, 400: _400},
+    summary="The notice inbox, newest first",
+    description="Every notice sent to this enterprise, with its read receipt. `unread=true` for the unread.",
+)
+async def list_notices(
+    principal: EnterpriseUser,
+    pool: Pool,
+    unread: Annotated[bool, Query(description="only notices not yet read")] = False,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> NoticePage:
+    where: list[sql.Composable] = [sql.SQL("enterprise_id = %s")]
+    params: list[Any] = [_tenant(principal)]
+    if unread:
+        where.append(sql.SQL("read_at IS NULL"))
+    if cursor is not None:
+        where.append(sql.SQL("(created_at, notice_id) < (%s, %s)"))
+        params.extend(_cursor(cursor))
+    query = sql.SQL(
+        "SELECT notice_id, alert_id, kind, created_at, read_at, payload FROM notices WHERE {}"
+        " ORDER BY created_at DESC, notice_id DESC LIMIT %s"
+    ).format(sql.SQL(" AND ").join(where))
+    params.append(limit + 1)
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["notice_id"]) if more else None
+    return NoticePage(items=[Notice.model_validate(r) for r in page], next_cursor=next_cursor)
+
+
+@router.post(
+    "/notices/{notice_id}/read",
+    responses={**_BASE, 404: _error("no such notice (or not this enterprise's)", "notice n-1 not found")},
+    summary="Read receipt: mark a notice read",
+    description="The first read is kept, and audited on the alert as proof the enterprise was told.",
+)
+async def read_notice(
+    principal: EnterpriseUser,
+    pool: Pool,
+    notice_id: Annotated[str, Path(pattern=_NOTICE_ID_PATTERN)],
+) -> ReadReceipt:
+    enterprise_id = _tenant(principal)
+    with _refusals():
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            read_at = await mark_read(conn, notice_id, enterprise_id=enterprise_id, actor=principal.actor)
+    return ReadReceipt(notice_id=notice_id, read_at=read_at)
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/alerts",
+    responses={**_BASE, 400: _400},
+    summary="This enterprise's alerts, newest first",
+)
+async def list_alerts(
+    principal: EnterpriseUser,
+    pool: Pool,
+    status_: Annotated[
+        list[AlertStatus] | None, Query(alias="status", description="repeat to match any of several")
+    ] = None,
+    code: Annotated[str | None, Query(pattern=_CODE_PATTERN)] = None,
+    since: Annotated[
+        datetime | None, Query(description="created at or after (ISO 8601; no offset means UTC)")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="created before (ISO 8601; no offset means UTC)")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> AlertPage:
+    where: list[sql.Composable] = [sql.SQL("enterprise_id = %s")]
+    params: list[Any] = [_tenant(principal)]
+    if status_:
+        where.append(sql.SQL("status = ANY(%s)"))
+        params.append(list(status_))
+    if code is not None:
+        where.append(sql.SQL("code = %s"))
+        params.append(code)
+    if since is not None:
+        where.append(sql.SQL("created_at >= %s"))
+        params.append(_utc(since))
+    if until is not None:
+        where.append(sql.SQL("created_at < %s"))
+        params.append(_utc(until))
+    if cursor is not None:
+        where.append(sql.SQL("(created_at, alert_id) < (%s, %s)"))
+        params.extend(_cursor(cursor))
+    query = sql.SQL("SELECT {} FROM alerts WHERE {} ORDER BY created_at DESC, alert_id DESC LIMIT %s").format(
+        _COLUMNS, sql.SQL(" AND ").join(where)
+    )
+    params.append(limit + 1)
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["alert_id"]) if more else None
+    return AlertPage(items=[AlertPublic.model_validate(_public(r)) for r in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/alerts/{alert_id}",
+    responses={**_BASE, 404: _404_ALERT},
+    summary="One of this enterprise's alerts: its notices, rectifications and audit trail",
+)
+async def get_alert(principal: EnterpriseUser, pool: Pool, alert_id: AlertId) -> AlertDetail:
+    enterprise_id = _tenant(principal)
+    async with (
+        pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn,
+        conn.transaction(),
+        conn.cursor(row_factory=dict_row) as cur,
+    ):
+        await cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        await cur.execute(
+            sql.SQL("SELECT {} FROM alerts WHERE alert_id = %s AND enterprise_id = %s").format(_COLUMNS),
+            [alert_id, enterprise_id],
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
+        await cur.execute(
+            "SELECT at, actor, action, from_status, to_status, reason FROM alert_audit"
+            " WHERE alert_id = %s ORDER BY audit_id",
+            [alert_id],
+        )
+        audit = [AuditEntry.model_validate(a) for a in await cur.fetchall()]
+        await cur.execute(
+            "SELECT n.notice_id, n.kind, n.created_at, n.read_at, COALESCE(jsonb_agg(jsonb_build_object("
+            "'channel', o.channel, 'attempts', o.attempts, 'delivered_at', o.delivered_at,"
+            " 'dead_at', o.dead_at, 'last_error', o.last_error) ORDER BY o.outbox_id)"
+            " FILTER (WHERE o.outbox_id IS NOT NULL), '[]') AS deliveries"
+            " FROM notices n LEFT JOIN outbox o ON o.notice_id = n.notice_id"
+            " WHERE n.alert_id = %s AND n.enterprise_id = %s GROUP BY n.notice_id"
+            " ORDER BY n.created_at, n.notice_id",
+            [alert_id, enterprise_id],
+        )
+        notices = [NoticeRecord.model_validate(_own_view(n)) for n in await cur.fetchall()]
+        await cur.execute(
+            "SELECT submitted_at, submitted_by, description, photos, decision, decided_at, decided_by,"
+            " decision_reason FROM rectifications WHERE alert_id = %s ORDER BY rectification_id",
+            [alert_id],
+        )
+        rectifications = [Rectification.model_validate(r) for r in await cur.fetchall()]
+    return AlertDetail.model_validate(
+        {**_public(row), "audit": audit, "notices": notices, "rectifications": rectifications}
+    )
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    responses={**_BASE, 404: _404_ALERT, 409: _409, 422: _error("refused content", "note must be text")},
+    summary="Acknowledge an alert: seen, we are on it",
+)
+async def acknowledge(
+    principal: EnterpriseUser,
+    pool: Pool,
+    alert_id: AlertId,
+    body: Annotated[AcknowledgeBody | None, Body()] = None,
+) -> AlertPublic:
+    enterprise_id = _tenant(principal)
+    with _refusals():
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            row = await lifecycle.acknowledge(
+                conn, alert_id, enterprise_id=enterprise_id, actor=principal.actor,
+                note=body.note if body is not None else None,
+            )  # fmt: skip
+    return AlertPublic.model_validate(_public(row))
+
+
+# --- rectification ------------------------------------------------------------------------------
+
+_RECTIFICATION_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["description"],
+                "properties": {
+                    "description": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_DESCRIPTION,
+                        "description": "what was done to correct the violation",
+                    },
+                    "photos": {
+                        "type": "array",
+                        "maxItems": MAX_PHOTOS,
+                        "items": {"type": "string", "contentMediaType": "application/octet-stream"},
+                        "description": f"0 to {MAX_PHOTOS} photos, JPEG or PNG, each at most 5 MiB and"
+                        f" {MAX_DIMENSION}x{MAX_DIMENSION} pixels; stored re-encoded as JPEG",
+                    },
+                },
+            },
+            "encoding": {"photos": {"contentType": "image/jpeg, image/png"}},
+        }
+    },
+}
+
+
+async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if seen > limit:
+            raise HTTPException(TOO_LARGE, f"the form is over {limit // (1024 * 1024)} MiB")
+        yield chunk
+
+
+def _dimensions(data: bytes, media_type: str) -> tuple[int, int] | None:
+    """Width and height from the image header, read before decoding (no decompression bombs)."""
+    if media_type == "image/png":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            return None
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    i, n = 2, len(data)  # JPEG: walk the marker segments to the start of frame
+    while i < n:
+        if data[i] != 0xFF:
+            return None
+        while i < n and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
+            return None
+        marker = data[i]
+        i += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or a scan, before any frame header
+            return None
+        if i + 2 > n:
+            return None
+        length = int.from_bytes(data[i : i + 2], "big")
+        if marker in _JPEG_SOF:
+            if i + 7 > n:
+                return None
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 3 : i + 5], "big")
+        if length < 2:
+            return None
+        i += length
+    return None
+
+
+def _reencode(data: bytes, media_type: str, name: str) -> bytes:
+    """The photo as a fresh JPEG, or an HTTPException saying why not. CPU-bound: run in a thread."""
+    if not data.startswith(_MAGIC[media_type]):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"photo {name}: the content is not {media_type}"
+        )
+    size = _dimensions(data, media_type)
+    if size is None or 0 in size:
+        raise HTTPException(UNPROCESSABLE, f"photo {name}: not a readable {media_type} image")
+    if max(size) > MAX_DIMENSION:
+        raise HTTPException(
+            UNPROCESSABLE,
+            f"photo {name}: {size[0]}x{size[1]} pixels is over {MAX_DIMENSION}x{MAX_DIMENSION}",
+        )
+    # IMREAD_COLOR: 8-bit BGR whatever came in (alpha, 16-bit, grey), upright per EXIF orientation.
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise HTTPException(UNPROCESSABLE, f"photo {name}: the image does not decode")
+    if max(image.shape[:2]) > MAX_DIMENSION:
+        raise HTTPException(UNPROCESSABLE, f"photo {name}: over {MAX_DIMENSION}x{MAX_DIMENSION} pixels")
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise HTTPException(UNPROCESSABLE, f"photo {name}: the image could not be re-encoded")
+    return bytes(encoded.tobytes())
+
+
+async def _photo(upload: UploadFile, index: int) -> bytes:
+    name = f"{index + 1} ({upload.filename})" if upload.filename else str(index + 1)
+    media_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if media_type not in _MAGIC:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"photo {name}: {media_type or 'no content type'} is not image/jpeg or image/png",
+        )
+    data = await upload.read(MAX_PHOTO_BYTES + 1)  # never more than the limit into memory
+    if len(data) > MAX_PHOTO_BYTES:
+        raise HTTPException(TOO_LARGE, f"photo {name}: over 5 MiB")
+    if not data:
+        raise HTTPException(UNPROCESSABLE, f"photo {name}: empty file")
+    return await asyncio.to_thread(_reencode, data, media_type, name)
+
+
+def _description(values: list[str | UploadFile]) -> str:
+    if len(values) != 1 or not isinstance(values[0], str):
+        raise HTTPException(UNPROCESSABLE, "exactly one description (text) is required")
+    text = values[0].strip()
+    if not text:
+        raise HTTPException(UNPROCESSABLE, "description is required")
+    if len(text) > MAX_DESCRIPTION or "\x00" in text:
+        raise HTTPException(
+            UNPROCESSABLE, f"description must be at most {MAX_DESCRIPTION} characters of text"
+        )
+    return text
+
+
+@router.post(
+    "/alerts/{alert_id}/rectification",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={"requestBody": _RECTIFICATION_BODY},
+    responses={
+        **_BASE,
+        400: _error("malformed multipart body", "Invalid multipart data."),
+        404: _404_ALERT,
+        409: _409,
+        413: _error("a photo over 5 MiB, or the whole form over its limit", "photo 1 (sink.jpg): over 5 MiB"),
+        415: _error(
+            "not multipart/form-data, or a photo that is not (really) JPEG or PNG",
+            "photo 1 (notes.jpg): the content is not image/jpeg",
+        ),
+        422: _error(
+            "an empty or over-long description, more than 10 photos, or a photo that does not decode"
+            " or is over 8000x8000 pixels",
+            "photo 2 (sink.png): the image does not decode",
+        ),
+        503: _error("photos cannot be stored: no evidence store configured", "no evidence store configured"),
+    },
+    summary="Submit a rectification: what was done, with photos",
+    description="multipart/form-data with `description` and 0 to 10 `photos`. Each photo is checked"
+    " (type, magic bytes, size, dimensions, decoding) and stored re-encoded as JPEG, which strips"
+    " EXIF/GPS metadata; the response lists the stored photos' SHA-256.",
+)
+async def submit_rectification(
+    principal: EnterpriseUser, pool: Pool, request: Request, alert_id: AlertId
+) -> RectificationReceipt:
+    enterprise_id = _tenant(principal)
+    # Refuse a move the alert cannot make before reading (and storing) any upload.
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
+        cur = await conn.execute(
+            "SELECT status FROM alerts WHERE alert_id = %s AND enterprise_id = %s", (alert_id, enterprise_id)
+        )
+        found = await cur.fetchone()
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
+    with _refusals():
+        lifecycle.check_transition("submit_rectification", found[0])
+
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send multipart/form-data")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise HTTPException(TOO_LARGE, f"the form is over {MAX_FORM_BYTES // (1024 * 1024)} MiB")
+    parser = MultiPartParser(
+        request.headers,
+        _bounded(request.stream(), MAX_FORM_BYTES),
+        max_files=MAX_PHOTOS,
+        max_fields=4,
+        max_part_size=_MAX_FIELD_BYTES,
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if "Too many files" in exc.message:
+            raise HTTPException(UNPROCESSABLE, f"at most {MAX_PHOTOS} photos per rectification") from None
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, exc.message) from None
+    try:
+        unknown = sorted(set(form.keys()) - _FORM_FIELDS)
+        if unknown:
+            raise HTTPException(UNPROCESSABLE, f"unexpected form fields: {', '.join(unknown)}")
+        description = _description(form.getlist("description"))
+        uploads = form.getlist("photos")
+        if not all(isinstance(u, UploadFile) for u in uploads):
+            raise HTTPException(UNPROCESSABLE, "photos must be files")
+        store: EvidenceStore | None = request.app.state.evidence
+        if uploads and store is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no evidence store configured")
+        # Every photo is checked before any is stored: a refused upload leaves nothing behind.
+        jpegs = [await _photo(u, i) for i, u in enumerate(uploads) if isinstance(u, UploadFile)]
+    finally:
+        await form.close()
+    shas: list[str] = []
+    for jpeg in jpegs:
+        assert store is not None
+        sha = await asyncio.to_thread(store.put, jpeg)  # fsync: not on the event loop
+        if sha not in shas:
+            shas.append(sha)
+    with _refusals():
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            row = await lifecycle.submit_rectification(
+                conn, alert_id, enterprise_id=enterprise_id, actor=principal.actor,
+                description=description, photos=shas,
+            )  # fmt: skip
+    return RectificationReceipt(alert=AlertPublic.model_validate(_public(row)), photos=shas)
+
+
+# --- history and compliance ---------------------------------------------------------------------
+
+# When an alert ended; closed_at is set by every close, updated_at covers rows without it.
+_ENDED = sql.SQL("COALESCE(closed_at, updated_at)")
+
+
+@router.get(
+    "/history",
+    responses={**_BASE, 400: _400},
+    summary="This enterprise's ended alerts (closed or dismissed) with their disposition, latest first",
+)
+async def history(
+    principal: EnterpriseUser,
+    pool: Pool,
+    disposition: Annotated[
+        Literal["warning", "penalty", "corrected", "false_alarm"] | None,
+        Query(description="only alerts that ended this way"),
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> AlertPage:
+    where: list[sql.Composable] = [
+        sql.SQL("enterprise_id = %s"),
+        sql.SQL("status IN ('closed', 'dismissed')"),
+    ]
+    params: list[Any] = [_tenant(principal)]
+    if disposition is not None:
+        where.append(sql.SQL("disposition = %s"))
+        params.append(disposition)
+    if cursor is not None:
+        where.append(sql.SQL("({}, alert_id) < (%s, %s)").format(_ENDED))
+        params.extend(_cursor(cursor))
+    query = sql.SQL(
+        "SELECT {}, {} AS ended_at FROM alerts WHERE {} ORDER BY ended_at DESC, alert_id DESC LIMIT %s"
+    ).format(_COLUMNS, _ENDED, sql.SQL(" AND ").join(where))
+    params.append(limit + 1)
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(query, params)
+        rows = await cur.fetchall()
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = encode_cursor(page[-1]["ended_at"], page[-1]["alert_id"]) if more else None
+    return AlertPage(items=[AlertPublic.model_validate(_public(r)) for r in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/compliance",
+    responses=_BASE,
+    summary="This enterprise's compliance score (0-100) and how it was reached",
+    description=FORMULA,
+)
+async def get_compliance(
+    principal: EnterpriseUser,
+    pool: Pool,
+    days: Annotated[
+        int, Query(ge=1, le=MAX_WINDOW_DAYS, description="the window: alerts created in the last N days")
+    ] = DEFAULT_WINDOW_DAYS,
+) -> ComplianceReport:
+    enterprise_id = _tenant(principal)
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
+        result = await compliance(conn, enterprise_id, days=days)
+    return ComplianceReport(
+        enterprise_id=result.enterprise_id,
+        since=result.since,
+        until=result.until,
+        window_days=result.window_days,
+        score=result.score,
+        violations=result.violations,
+        false_alarms=result.false_alarms,
+        still_open=result.still_open,
+        by_severity=result.by_severity,
+        penalty_cases=result.penalty_cases,
+        repeat_offences=result.repeat_offences,
+        missed_deadlines=result.missed_deadlines,
+        rectified_on_time=result.rectified_on_time,
+        on_time_rate=result.on_time_rate,
+        deductions=result.deductions,
+        severity_points=result.severity_points,
+        penalty_points=result.penalty_points,
+        missed_deadline_points=result.missed_deadline_points,
+        on_time_credit=result.on_time_credit,
+        formula=FORMULA,
+    )

@@ -1,0 +1,169 @@
+"""An enterprise key reads nothing of another enterprise: every route of the app, not a sample.
+
+The test walks every operation of the OpenAPI document. Each path parameter is filled with an id
+that belongs to the *victim* enterprise, each list is asked with the victim's ids as filters, and
+the caller is another enterprise's key. A route answers 401/403/404/405/409/422, or it answers
+with a body in which nothing of the victim appears. A route whose path parameter the test cannot
+fill fails the test, so a new endpoint cannot slip past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from alerts import lifecycle
+from tests.api.conftest import bearer, make_key
+from tests.lifecycle import POLICY, Site, act, open_alert, staffed_site, submit, violation
+
+# Routes that never return tenant data whatever the caller: probes and documentation.
+_PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Long-lived streams are read with a time limit (the body is whatever arrived by then).
+_STREAMS = {"/api/v1/stream"}
+_REFUSED = {401, 403, 404, 405, 409, 413, 415, 422}
+# Writes that act on the caller itself, never on an enterprise's data.
+_SELF = {("POST", "/api/v1/auth/session")}
+
+
+@dataclass
+class Victim:
+    site: Site
+    marker: str
+    ids: dict[str, str]
+
+
+@pytest.fixture
+async def victim(pool, uid: str, app) -> Victim:
+    """Everything one enterprise can have: an alert with evidence, notices, a rectification with a
+    photo, a device, a camera, staff, a key and a follow-up visit."""
+    marker = f"victim{uid}"
+    site = await staffed_site(pool, marker)
+    store = app.state.evidence
+    ok, jpeg = cv2.imencode(".jpg", np.full((32, 32, 3), 80, np.uint8))
+    assert ok
+    snapshot = store.put(jpeg.tobytes()) if store is not None else hashlib.sha256(b"x").hexdigest()
+    v = dataclasses.replace(violation(site), evidence={"snapshot_sha256": snapshot})
+    a = await open_alert(pool, v)
+    await submit(pool, site, a["alert_id"], f"fixed by {marker}")
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("UPDATE alerts SET penalty_case = true WHERE alert_id = %s", (a["alert_id"],))
+    await act(pool, lifecycle.verify, a["alert_id"], actor="operator:t", policy=POLICY)
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO devices (device_id, enterprise_id, site_id, profile) VALUES (%s, %s, %s, 'freezer')",
+            (f"dev-{marker}", site.enterprise_id, site.site_id),
+        )
+        await conn.execute(
+            "INSERT INTO cameras (camera_id, enterprise_id, site_id, source) VALUES (%s, %s, %s, 'push')",
+            (f"cam-{marker}", site.enterprise_id, site.site_id),
+        )
+        visit = await (
+            await conn.execute("SELECT visit_id FROM follow_up_visits WHERE alert_id = %s", (a["alert_id"],))
+        ).fetchone()
+        notice = await (
+            await conn.execute("SELECT notice_id FROM notices WHERE alert_id = %s LIMIT 1", (a["alert_id"],))
+        ).fetchone()
+    victim_key = await make_key(pool, "enterprise", site.enterprise_id)
+    assert visit is not None and notice is not None
+    ids = {
+        "alert_id": a["alert_id"],
+        "enterprise_id": site.enterprise_id,
+        "site_id": site.site_id,
+        "device_id": f"dev-{marker}",
+        "camera_id": f"cam-{marker}",
+        "staff_id": site.staff["A"],
+        "notice_id": notice[0],
+        "visit_id": str(visit[0]),
+        "sha256": snapshot,
+        "key_id": victim_key.split("_")[1],
+    }
+    return Victim(site, marker, ids)
+
+
+def _routes(app: Any) -> list[tuple[str, str]]:
+    """Every operation in the OpenAPI document (which schemathesis holds to the real routes)."""
+    found = []
+    for path, operations in app.openapi()["paths"].items():
+        if path in _PUBLIC:
+            continue
+        found += [(method.upper(), path) for method in sorted(operations) if method != "head"]
+    return found
+
+
+def _fill(path: str, ids: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[0]
+        if name not in ids:
+            raise AssertionError(f"{path}: no victim id for path parameter {{{name}}}; teach this test")
+        return ids[name]
+
+    return re.sub(r"\{([^}]+)\}", one, path)
+
+
+async def test_an_enterprise_key_reads_nothing_of_another_enterprise(app, client, pool, uid, victim: Victim):
+    caller_site = await staffed_site(pool, f"caller{uid}")
+    await open_alert(pool, violation(caller_site))  # the caller has data of its own
+    caller = bearer(await make_key(pool, "enterprise", caller_site.enterprise_id))
+    filters = {k: v for k, v in victim.ids.items() if k in ("enterprise_id", "site_id", "alert_id")}
+    checked = []
+    for method, template in _routes(app):
+        url = _fill(template, victim.ids)
+        if template in _STREAMS:
+            body = await _read_stream(client, url, caller)
+            assert victim.marker not in body, f"{method} {template} streamed the victim's data"
+            checked.append(template)
+            continue
+        kwargs: dict[str, Any] = {"headers": caller, "params": filters}
+        if method in ("POST", "PUT", "PATCH"):
+            kwargs["json"] = {
+                "reason": "probe", "note": "probe", "name": "probe", "away": True, "outcome": "compliant",
+                "staff_id": victim.ids["staff_id"], "description": "probe", "role": "enterprise",
+                "enterprise_id": victim.ids["enterprise_id"],
+            }  # fmt: skip
+        r = await client.request(method, url, **kwargs)
+        assert r.status_code < 500, f"{method} {template}: {r.status_code} {r.text[:200]}"
+        if method != "GET" and (method, template) not in _SELF:
+            assert r.status_code in _REFUSED, f"{method} {template} let an enterprise act on another's data"
+        elif r.status_code not in _REFUSED:
+            assert victim.marker not in r.text, f"GET {template} showed the victim's data: {r.text[:300]}"
+        checked.append(template)
+    # Sanity: the walk covered the routes that hold tenant data.
+    for must in (
+        "/api/v1/alerts",
+        "/api/v1/alerts/{alert_id}",
+        "/api/v1/alerts/{alert_id}/evidence/{sha256}",
+    ):
+        assert must in checked
+
+
+async def test_the_victim_itself_can_read_what_the_caller_could_not(client, pool, victim: Victim):
+    """The walk above must be able to fail: the same probes with the victim's own key find its data."""
+    own = bearer(await make_key(pool, "enterprise", victim.ids["enterprise_id"]))
+    r = await client.get(_fill("/api/v1/alerts/{alert_id}/evidence/{sha256}", victim.ids), headers=own)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    r = await client.get("/api/v1/enterprise/alerts", headers=own)
+    assert r.status_code == 200 and victim.marker in r.text
+
+
+async def _read_stream(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> str:
+    chunks: list[str] = []
+
+    async def read() -> None:
+        async with client.stream("GET", url, headers=headers) as r:
+            chunks.append(f"status {r.status_code}\n")
+            async for text in r.aiter_text():
+                chunks.append(text)
+
+    with contextlib.suppress(TimeoutError):  # a stream does not end by itself: read for a while
+        await asyncio.wait_for(read(), timeout=2.0)
+    return "".join(chunks)
