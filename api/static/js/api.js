@@ -1,0 +1,167 @@
+// Talking to the Vigil API: the browser session, authenticated requests, evidence as blob URLs.
+//
+// The API key is used once, to open a session, and then forgotten; only the short-lived session
+// token is kept, in sessionStorage (this tab, until it closes or the token expires).
+
+// This module is served at <root>/dashboard/assets/js/api.js; the API lives at <root>/api/v1/.
+// Resolving against our own URL keeps the dashboard working behind a path-prefixing proxy.
+const API_ROOT = new URL("../../../api/v1/", import.meta.url);
+const STORAGE_KEY = "vigil.session";
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+/** The API URL for `path` ("alerts/x") with query parameters; arrays repeat the parameter. */
+export function apiUrl(path, query) {
+  const url = new URL(path, API_ROOT);
+  for (const [key, value] of Object.entries(query ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (v !== null && v !== undefined && v !== "") url.searchParams.append(key, String(v));
+    }
+  }
+  return url;
+}
+
+/** A path segment, escaped (alert ids carry `:` and `.`). */
+export const seg = (value) => encodeURIComponent(value);
+
+const listeners = new Set();
+
+/** Called with a reason whenever the session ends (sign-out, expiry, a revoked key). */
+export function onSessionEnd(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+let expiryTimer = null;
+
+export function session() {
+  let value = null;
+  try {
+    value = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? "null");
+  } catch {
+    value = null;
+  }
+  if (!value || typeof value.token !== "string") return null;
+  if (value.expires_at && new Date(value.expires_at).getTime() <= Date.now()) {
+    sessionStorage.removeItem(STORAGE_KEY);
+    return null;
+  }
+  return value;
+}
+
+function armExpiry(s) {
+  clearTimeout(expiryTimer);
+  if (!s?.expires_at) return;
+  // setTimeout's limit is ~24.8 days; a session is far shorter.
+  const ms = Math.min(new Date(s.expires_at).getTime() - Date.now(), 2 ** 31 - 1);
+  expiryTimer = setTimeout(() => endSession("Your session has expired; sign in again."), Math.max(ms, 0));
+}
+
+/** Exchange an API key for a session token; resolves to {subject, role, enterprise_id, expires_at}. */
+export async function signIn(apiKey) {
+  const key = apiKey.trim();
+  if (!key) throw new ApiError(400, "Paste an API key.");
+  let response;
+  try {
+    response = await fetch(apiUrl("auth/session"), {
+      method: "POST",
+      headers: { Authorization: `Bearer ${key}` },
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    throw new ApiError(0, "The server cannot be reached.");
+  }
+  if (response.status === 401) throw new ApiError(401, "That key is not valid (or has been revoked).");
+  if (!response.ok) throw await errorOf(response);
+  const s = await response.json();
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(s));
+  armExpiry(s);
+  return s;
+}
+
+export function resumeSession() {
+  const s = session();
+  if (s) armExpiry(s);
+  return s;
+}
+
+export function endSession(reason = null) {
+  clearTimeout(expiryTimer);
+  sessionStorage.removeItem(STORAGE_KEY);
+  for (const fn of [...listeners]) fn(reason);
+}
+
+async function errorOf(response) {
+  let detail = `${response.status} ${response.statusText}`.trim();
+  try {
+    const body = await response.json();
+    if (typeof body?.detail === "string") detail = body.detail;
+    else if (Array.isArray(body?.detail)) {
+      // FastAPI's validation errors: [{loc: [...], msg}]
+      detail = body.detail.map((e) => `${(e.loc ?? []).slice(1).join(".")}: ${e.msg}`).join("; ");
+    }
+  } catch {
+    /* not JSON: keep the status line */
+  }
+  return new ApiError(response.status, detail);
+}
+
+/** Bearer headers for the current session (the stream reader uses them too). */
+export function authHeaders() {
+  const s = session();
+  if (!s) {
+    endSession("Sign in to continue.");
+    throw new ApiError(401, "not signed in");
+  }
+  return { Authorization: `Bearer ${s.token}` };
+}
+
+/**
+ * request("alerts", {query, method, json, form, signal, raw}) → parsed JSON (or the Response when raw).
+ * A 401 ends the session: the token expired or its key was revoked.
+ */
+export async function request(path, { method = "GET", query, json, form, signal, raw = false } = {}) {
+  const headers = authHeaders();
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form; // FormData: the browser sets the multipart boundary
+  }
+  let response;
+  try {
+    response = await fetch(apiUrl(path, query), { method, headers, body, signal, cache: "no-store", credentials: "omit" });
+  } catch (err) {
+    if (err?.name === "AbortError") throw err;
+    throw new ApiError(0, "The server cannot be reached.");
+  }
+  if (response.status === 401) {
+    endSession("Your session has ended; sign in again.");
+    throw new ApiError(401, "session ended");
+  }
+  if (!response.ok) throw await errorOf(response);
+  if (raw) return response;
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+export const get = (path, query, signal) => request(path, { query, signal });
+export const post = (path, json, signal) => request(path, { method: "POST", json: json ?? {}, signal });
+
+/**
+ * An image the API serves behind the bearer header, as a blob URL for an <img>. The caller
+ * revokes it (`URL.revokeObjectURL`) when the view goes.
+ */
+export async function imageUrl(path, signal) {
+  const response = await request(path, { raw: true, signal });
+  const blob = await response.blob();
+  if (!blob.type.startsWith("image/")) throw new ApiError(415, "not an image");
+  return URL.createObjectURL(blob);
+}

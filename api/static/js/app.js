@@ -1,0 +1,173 @@
+// The dashboard shell: sign-in, the role's navigation, hash routes, the live-stream indicator.
+//
+// Operators and supervisors get the monitoring centre (#/wall, #/alert/<id>, #/review, #/sites,
+// #/trends); an enterprise key gets the enterprise page (/dashboard/enterprise).
+
+import { endSession, onSessionEnd, resumeSession, signIn } from "./api.js";
+import { fill, h } from "./dom.js";
+import { onLiveState, startLive, stopLive } from "./live.js";
+import * as detail from "./detail.js";
+import * as enterprise from "./enterprise.js";
+import * as review from "./review.js";
+import * as sites from "./sites.js";
+import * as trends from "./trends.js";
+import * as wall from "./wall.js";
+
+const $ = (id) => document.getElementById(id);
+
+const OPERATOR_NAV = [
+  { hash: "#/wall", label: "Alert wall", view: wall },
+  { hash: "#/review", label: "Rectification review", view: review },
+  { hash: "#/sites", label: "Sites", view: sites },
+  { hash: "#/trends", label: "Trends", view: trends },
+];
+const ENTERPRISE_NAV = [{ hash: "#/notices", label: "Notices and alerts", view: enterprise }];
+
+let current = null; // {controller, cleanups}
+let activeSession = null;
+
+/** A message above the view: kind "info" or "error"; cleared on the next route. */
+export function banner(text, kind = "info") {
+  const el = $("banner");
+  if (!text) {
+    el.hidden = true;
+    return;
+  }
+  el.className = `banner ${kind === "error" ? "error" : ""}`;
+  el.textContent = text;
+  el.hidden = false;
+}
+
+function isEnterprise(s) {
+  return s?.role === "enterprise";
+}
+
+function route() {
+  const hash = location.hash || "";
+  const match = /^#\/alert\/(.+)$/.exec(hash);
+  if (match) {
+    let id;
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch {
+      id = match[1];
+    }
+    return { view: isEnterprise(activeSession) ? enterprise : detail, params: { alertId: id }, hash: null };
+  }
+  const nav = isEnterprise(activeSession) ? ENTERPRISE_NAV : OPERATOR_NAV;
+  const found = nav.find((n) => n.hash === hash) ?? nav[0];
+  return { view: found.view, params: {}, hash: found.hash };
+}
+
+function unmount() {
+  if (!current) return;
+  current.controller.abort();
+  for (const fn of current.cleanups.splice(0)) {
+    try {
+      fn();
+    } catch (err) {
+      console.warn("view cleanup failed", err);
+    }
+  }
+  current = null;
+}
+
+async function render() {
+  unmount();
+  banner(null);
+  if (!activeSession) return;
+  const { view, params, hash } = route();
+  for (const a of $("nav").querySelectorAll("a")) {
+    if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const controller = new AbortController();
+  const cleanups = [];
+  current = { controller, cleanups };
+  const container = $("view");
+  container.replaceChildren();
+  try {
+    await view.mount(container, {
+      params,
+      session: activeSession,
+      signal: controller.signal,
+      onCleanup: (fn) => cleanups.push(fn),
+      banner,
+    });
+  } catch (err) {
+    if (controller.signal.aborted || err?.name === "AbortError" || err?.status === 401) return;
+    console.error(err);
+    banner(`Could not load this view: ${err?.message ?? err}`, "error");
+  }
+}
+
+function showSignedIn(s) {
+  activeSession = s;
+  $("login").hidden = true;
+  $("logout").hidden = false;
+  fill(
+    $("who"),
+    h("span", { "data-testid": "subject" }, s.subject),
+    h("span", { class: "role", "data-testid": "role" }, s.enterprise_id ? `${s.role} · ${s.enterprise_id}` : s.role),
+  );
+  const enterpriseView = isEnterprise(s);
+  // The page's address follows the role: the same shell serves both paths.
+  const onEnterprisePath = /\/enterprise$/.test(location.pathname);
+  if (enterpriseView && !onEnterprisePath) history.replaceState(null, "", "enterprise" + location.hash);
+  if (!enterpriseView && onEnterprisePath) history.replaceState(null, "", "./" + location.hash);
+  const nav = enterpriseView ? ENTERPRISE_NAV : OPERATOR_NAV;
+  fill($("nav"), nav.map((n) => h("a", { href: n.hash }, n.label)));
+  $("nav").hidden = false;
+  // Both roles follow the stream: the server filters an enterprise's to its own alerts.
+  $("live").hidden = false;
+  startLive();
+  render();
+}
+
+function showSignedOut(reason) {
+  activeSession = null;
+  unmount();
+  stopLive();
+  $("view").replaceChildren();
+  $("nav").hidden = true;
+  $("nav").replaceChildren();
+  $("live").hidden = true;
+  $("logout").hidden = true;
+  $("who").replaceChildren();
+  $("login").hidden = false;
+  $("login-error").textContent = reason ?? "";
+  document.title = "Vigil";
+  $("api-key").focus();
+}
+
+function init() {
+  onSessionEnd((reason) => showSignedOut(reason));
+  onLiveState((state) => {
+    const el = $("live");
+    el.dataset.state = state;
+    el.textContent = { live: "● live", connecting: "connecting…", reconnecting: "reconnecting…", off: "offline" }[state] ?? state;
+  });
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("api-key");
+    const button = event.submitter ?? $("login-form").querySelector("button");
+    button.disabled = true;
+    $("login-error").textContent = "";
+    try {
+      const s = await signIn(input.value);
+      input.value = ""; // the key is not kept anywhere
+      showSignedIn(s);
+    } catch (err) {
+      $("login-error").textContent = err?.message ?? String(err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  $("logout").addEventListener("click", () => endSession(null));
+  window.addEventListener("hashchange", () => render());
+  const s = resumeSession();
+  if (s) showSignedIn(s);
+  else showSignedOut(null);
+}
+
+init();

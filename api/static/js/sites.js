@@ -1,0 +1,118 @@
+// Per-site status: cameras and devices online or offline, open alerts by tier, the handlers.
+// Refreshed when an alert changes (an offline camera is an alert) and every 30 s.
+
+import { get } from "./api.js";
+import { fill, h } from "./dom.js";
+import { subscribe } from "./live.js";
+
+const MAX_PAGES = 10;
+
+function sources(kind, items, idKey) {
+  const online = items.filter((i) => i.online && i.enabled !== false).length;
+  const offline = items.filter((i) => !i.online && i.enabled !== false);
+  const disabled = items.filter((i) => i.enabled === false).length;
+  return h(
+    "div",
+    { "data-testid": `site-${kind}` },
+    h("strong", null, kind === "cameras" ? "Cameras" : "Devices"),
+    ": ",
+    h("span", { class: "online" }, `${online} online`),
+    " · ",
+    h("span", { class: offline.length ? "offline" : "muted" }, `${offline.length} offline`),
+    disabled ? h("span", { class: "muted" }, ` · ${disabled} disabled`) : null,
+    items.length
+      ? h(
+          "ul",
+          null,
+          items.map((i) =>
+            h(
+              "li",
+              { dataset: { online: String(i.online) } },
+              h("span", { class: `dot ${i.enabled === false ? "" : i.online ? "on" : "off"}`, "aria-hidden": "true" }),
+              i[idKey],
+              i.profile ? h("span", { class: "muted" }, ` (${i.profile})`) : null,
+              i.enabled === false ? h("span", { class: "muted" }, " disabled") : i.online ? "" : h("span", { class: "offline" }, " offline"),
+            ),
+          ),
+        )
+      : null,
+  );
+}
+
+function siteCard(s) {
+  const handlers = ["A", "B", "C"]
+    .map((slot) => (s.handlers?.[slot] ? `${slot} ${s.handlers[slot].name}${s.handlers[slot].away ? " (away)" : ""}` : null))
+    .filter(Boolean)
+    .join(" · ");
+  const open = s.open_alerts ?? { total: 0, tier_1: 0, tier_2: 0, tier_3: 0 };
+  return h(
+    "article",
+    { class: "panel site-card", "data-testid": "site-card", dataset: { siteId: s.site_id } },
+    h("h2", null, s.name, " ", h("span", { class: "muted" }, `(${s.site_id})`)),
+    h("p", { class: "muted" }, `${s.enterprise_id}${s.district ? ` · ${s.district}` : ""}`),
+    h(
+      "p",
+      null,
+      `Open alerts: ${open.total}`,
+      open.tier_1 ? h("span", { class: "badge tier-1" }, ` ${open.tier_1} urgent`) : null,
+      open.tier_2 ? ` · tier 2: ${open.tier_2}` : null,
+      open.tier_3 ? ` · tier 3: ${open.tier_3}` : null,
+    ),
+    sources("cameras", s.cameras ?? [], "camera_id"),
+    sources("devices", s.devices ?? [], "device_id"),
+    handlers ? h("p", { class: "muted" }, `Handlers: ${handlers}`) : null,
+  );
+}
+
+export async function mount(container, ctx) {
+  const grid = h("div", { class: "sites", "data-testid": "sites" });
+  const filter = h("input", { type: "search", placeholder: "Filter by site, enterprise or district", "aria-label": "Filter sites" });
+  const summary = h("span", { class: "count" });
+  container.append(h("div", { class: "toolbar" }, h("h1", null, "Sites"), filter, summary), grid);
+  let all = [];
+
+  function render() {
+    const q = filter.value.trim().toLowerCase();
+    const shown = all.filter(
+      (s) => !q || [s.site_id, s.name, s.enterprise_id, s.district ?? ""].some((v) => v.toLowerCase().includes(q)),
+    );
+    // Sites with something offline or urgent first.
+    const weight = (s) =>
+      -((s.open_alerts?.tier_1 ?? 0) * 100 +
+        [...(s.cameras ?? []), ...(s.devices ?? [])].filter((i) => !i.online && i.enabled !== false).length);
+    shown.sort((a, b) => weight(a) - weight(b) || a.site_id.localeCompare(b.site_id));
+    fill(grid, shown.length ? shown.map(siteCard) : h("p", { class: "empty" }, "No sites."));
+    const offline = all.reduce(
+      (n, s) => n + [...(s.cameras ?? []), ...(s.devices ?? [])].filter((i) => !i.online && i.enabled !== false).length,
+      0,
+    );
+    summary.textContent = `${all.length} sites · ${offline} sources offline`;
+  }
+  filter.addEventListener("input", render);
+
+  async function load() {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < MAX_PAGES; page += 1) {
+      const result = await get("sites/status", { limit: 500, cursor }, ctx.signal);
+      items.push(...result.items);
+      cursor = result.next_cursor;
+      if (!cursor) break;
+    }
+    all = items;
+    render();
+  }
+
+  let pending = null;
+  const reload = () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => load().catch(() => {}), 1000);
+  };
+  ctx.onCleanup(subscribe(reload));
+  const timer = setInterval(reload, 30_000);
+  ctx.onCleanup(() => {
+    clearInterval(timer);
+    clearTimeout(pending);
+  });
+  await load();
+}
