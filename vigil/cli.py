@@ -47,6 +47,12 @@ def _detector_vision(s: Settings) -> Service:
     return VisionDetector(s)
 
 
+def _telemetry_store(s: Settings) -> Service:
+    from ingest.storage import TelemetryStore
+
+    return TelemetryStore(s)
+
+
 def _alerts(s: Settings) -> Service:
     from alerts.service import AlertService
 
@@ -70,6 +76,7 @@ SERVICES: dict[str, Callable[[Settings], Service]] = {
     "alerts": _alerts,
     "notifier": _notifier,
     "detector-telemetry": _detector_telemetry,
+    "telemetry-store": _telemetry_store,
     "detector-vision": _detector_vision,
     "ingest": _ingest,
     "camera-ingest": _camera_ingest,
@@ -83,6 +90,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "alerts": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
     "notifier": _ALL,
     "detector-telemetry": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
+    "telemetry-store": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
     "ingest": _ALL,
     "detector-vision": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),
     "camera-ingest": ("VIGIL_KAFKA_BOOTSTRAP", "VIGIL_DATABASE_URL"),

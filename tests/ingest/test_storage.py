@@ -1,0 +1,200 @@
+"""The telemetry store on the real embedded Kafka and PostgreSQL: readings from `vigil.telemetry.v1`
+land in `telemetry` once each, however often they are delivered; bad records are dead-lettered and
+the rest of their batch is stored; partitions appear for the days readings need; a database that
+is away holds the batch back instead of losing it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from ingest import storage
+from ingest.storage import Partitions, TelemetryStore, ms_to_datetime, partition_name, write_rows
+from tests.helpers import KafkaTail
+from vigil.events import DeviceStatus, Telemetry, encode
+from vigil.kafka import now_ms
+from vigil.settings import Settings
+from vigil.topics import DEADLETTER, TELEMETRY
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 12.0
+
+
+def reading(uid: str, ts: int, n: int, device: int = 0) -> Telemetry:
+    """As the ingest bridge puts it on the topic (key = device id)."""
+    return Telemetry(
+        enterprise_id=f"ent-{uid}",
+        device_id=f"dev-{uid}-{device}",
+        site_id=f"site-{uid}",
+        profile="freezer",
+        ts=ts,
+        metrics={"temperature": -18.0 + n / 10, "door": float(n % 2)},
+        received_at=ts + 5,
+    )
+
+
+class Store(TelemetryStore):
+    """The real service in a consumer group of its own, starting at the test's start time: no
+    waiting on another test's member to leave, no replay of the session's earlier telemetry."""
+
+    def __init__(self, settings: Settings, uid: str) -> None:
+        super().__init__(settings)
+        self.group_id = f"test-telemetry-store-{uid}"
+        self._since = now_ms() - 1000
+
+    async def partitions_assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        # The end first: a partition with no record since `since` then starts where the next one will go.
+        end = await consumer.end_offsets(list(assigned))
+        found = await consumer.offsets_for_times({tp: self._since for tp in assigned})
+        for tp in assigned:
+            hit = found.get(tp)  # Tansu answers offset 0 / timestamp -1 for "none"
+            consumer.seek(tp, hit.offset if hit is not None and hit.timestamp >= 0 else end[tp])
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    p = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+async def send(producer: AIOKafkaProducer, *values: Telemetry | DeviceStatus | bytes) -> None:
+    for value in values:
+        if isinstance(value, bytes):  # a hand-made (bad) record
+            await producer.send(TELEMETRY, value, key=b"bad")
+        else:
+            await producer.send(TELEMETRY, encode(value), key=value.device_id.encode())
+    await producer.flush()
+
+
+async def stored(pool: Any, uid: str) -> list[tuple[str, datetime, str, float, str]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT device_id, ts, metric, value, enterprise_id FROM telemetry"
+            " WHERE device_id LIKE %s ORDER BY device_id, ts, metric",
+            (f"dev-{uid}-%",),
+        )
+        rows: list[tuple[str, datetime, str, float, str]] = await cur.fetchall()
+        return rows
+
+
+async def wait_rows(pool: Any, uid: str, count: int) -> list[tuple[str, datetime, str, float, str]]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        rows = await stored(pool, uid)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.1)
+
+
+async def test_readings_are_stored_once_and_bad_records_dead_lettered(
+    settings: Settings, pool: Any, uid: str, producer: AIOKafkaProducer
+) -> None:
+    base = now_ms() - 60_000
+    messages = [reading(uid, base + i * 1000, i, device=i % 3) for i in range(30)]
+    status = DeviceStatus(f"ent-{uid}", f"dev-{uid}-0", f"site-{uid}", "freezer", base, True, base)
+    bad_json = b'{"type": "telemetry", "device_id": "dev-' + uid.encode() + b'-0", "metrics": '
+    bad_name = orjson.loads(encode(reading(uid, base, 99))) | {"metrics": {"temp\u0000": 1.0}}
+    assert settings.kafka_bootstrap
+    async with Store(settings, uid) as store, KafkaTail(settings.kafka_bootstrap, DEADLETTER) as dead:
+        await send(producer, *messages[:20], status, bad_json, orjson.dumps(bad_name), *messages[20:])
+        rows = await wait_rows(pool, uid, 60)
+        assert len(rows) == 60  # 30 readings × 2 metrics; the status message is not a reading
+        letters = await dead.wait_for(lambda r: f"dev-{uid}-0" in r["payload"], count=2, timeout=WAIT_S)
+        assert {letter["service"] for letter in letters} == {"telemetry-store"}
+        assert {letter["reason"] for letter in letters} == {"bad_json", "bad_metric"}
+
+        first = messages[0]
+        assert rows[0] == (
+            first.device_id,
+            ms_to_datetime(first.ts),
+            "door",
+            0.0,
+            first.enterprise_id,
+        )
+
+        # The whole stream again (a redelivery after a crash), with one new reading among it.
+        duplicates_before = store.stats.duplicates
+        fresh = reading(uid, base + 30_000, 30, device=0)
+        await send(producer, *messages[::-1], fresh)
+        rows = await wait_rows(pool, uid, 62)
+        deadline = time.monotonic() + WAIT_S
+        while store.stats.duplicates - duplicates_before < 60 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert store.stats.duplicates - duplicates_before >= 60  # other tests' readings share the topic
+        assert store.stats.staged_batches >= 1
+        assert store.stats.skipped >= 1 and store.stats.dead_lettered >= 2
+    assert len(await stored(pool, uid)) == 62
+
+
+async def test_write_rows_is_idempotent_and_keeps_the_first_value(pool: Any, uid: str) -> None:
+    at = datetime.now(UTC).replace(microsecond=0)
+    partitions = Partitions()
+    async with pool.connection() as conn:
+        await partitions.load(conn)
+    assert partitions.kind == "native"  # no TimescaleDB here
+    await partitions.ensure(pool, {at.date()})
+    rows = [(f"dev-{uid}-0", f"ent-{uid}", at + timedelta(seconds=i), "t", float(i)) for i in range(10)]
+    assert await write_rows(pool, rows[:6]) == 6  # the fast path: a plain binary COPY
+    # Overlapping: four already stored (with other values), four new, one repeated inside the batch.
+    again = [(d, e, ts, m, v + 100) for d, e, ts, m, v in rows[2:]] + [rows[9]]
+    assert await write_rows(pool, again) == 4
+    values = [row[3] for row in await stored(pool, uid)]
+    assert values == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 106.0, 107.0, 108.0, 109.0]
+
+
+async def test_partitions_are_created_for_the_days_readings_need(
+    settings: Settings, pool: Any, uid: str, producer: AIOKafkaProducer
+) -> None:
+    old = now_ms() - 40 * 86_400_000  # a device replaying its backlog: a day nobody prepared
+    day = ms_to_datetime(old).date()
+    async with Store(settings, uid):
+        today = datetime.now(UTC).date()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'telemetry'::regclass"
+            )
+            names = {row[0] for row in await cur.fetchall()}
+        ahead = {partition_name(today + timedelta(days=d)) for d in (-1, 0, 1, 2)}
+        assert ahead <= names
+        await send(producer, reading(uid, old, 1))
+        rows = await wait_rows(pool, uid, 2)
+    assert len(rows) == 2 and rows[0][1] == ms_to_datetime(old)
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition_name(day),))
+        assert await cur.fetchone() == (True,)
+
+
+async def test_a_database_outage_holds_the_batch_until_it_is_back(
+    settings: Settings, pool: Any, uid: str, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = storage.write_rows
+    failures = 0
+
+    async def flaky(p: Any, rows: Any) -> int:
+        nonlocal failures
+        if any(row[0].startswith(f"dev-{uid}") for row in rows) and failures < 3:
+            failures += 1
+            raise psycopg.OperationalError("connection refused (simulated outage)")
+        return await real(p, rows)
+
+    monkeypatch.setattr(storage, "write_rows", flaky)
+    monkeypatch.setattr(storage, "_RETRY_FIRST_S", 0.05)
+    base = now_ms() - 10_000
+    async with Store(settings, uid):
+        await send(producer, *(reading(uid, base + i, i) for i in range(5)))
+        rows = await wait_rows(pool, uid, 10)
+    assert failures == 3 and len(rows) == 10
