@@ -4,30 +4,23 @@ Every route takes an enterprise credential and is scoped to that enterprise: ano
 alert or notice is a 404 (never a 403, and never any of its data), and lists hold only the caller's
 rows. Bureau staff are refused (403): they have the operator routes.
 
-Rectification photos arrive as multipart/form-data and are refused unless each one is declared
-image/jpeg or image/png, starts with that format's magic bytes, is at most 5 MiB and 8000x8000
-pixels, and decodes. What is stored is never the upload: each photo is decoded and re-encoded as a
-JPEG (quality 90), which drops EXIF (GPS position, device serials) and anything appended or hidden
-in the file, then put in the content-addressed evidence store; its SHA-256 goes on the
-rectification and it is served at `/api/v1/alerts/{alert_id}/evidence/{sha256}`.
+Rectification photos arrive as multipart/form-data and are checked and re-encoded by `api.uploads`
+before they go into the content-addressed evidence store; their SHA-256 goes on the rectification
+and they are served at `/api/v1/alerts/{alert_id}/evidence/{sha256}`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import cv2
-import numpy as np
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 from psycopg import sql
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from alerts import lifecycle
 from alerts.compliance import DEFAULT_WINDOW_DAYS, FORMULA, MAX_WINDOW_DAYS, compliance
@@ -46,31 +39,13 @@ from api.models import (
     Rectification,
 )
 from api.pagination import InvalidCursor, decode_cursor, encode_cursor
+from api.uploads import MAX_DESCRIPTION, MAX_DIMENSION, MAX_PHOTOS, UNPROCESSABLE, read_rectification_form
 from vigil.errors import IllegalTransition, InvalidRequest, NotFound
 from vigil.evidence import EvidenceStore
 
 router = APIRouter(prefix="/api/v1/enterprise", tags=["enterprise"])
 
-# --- limits -------------------------------------------------------------------------------------
-
-MAX_PHOTOS = 10
-MAX_PHOTO_BYTES = 5 * 1024 * 1024
-MAX_DIMENSION = 8000  # pixels, each side
-MAX_DESCRIPTION = 4000
-JPEG_QUALITY = 90
-# The whole form: every photo at its limit, plus the description and the multipart framing. The
-# body is counted as it streams, so an upload over this never reaches the disk in full.
-MAX_FORM_BYTES = MAX_PHOTOS * MAX_PHOTO_BYTES + 256 * 1024
-_MAX_FIELD_BYTES = 64 * 1024  # a description of 4000 characters is at most 16000 bytes of UTF-8
-_MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
-_FORM_FIELDS = frozenset({"description", "photos"})
-# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
-_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
-
 _NOTICE_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
-# Starlette renamed its constants for 413 and 422 (the old names are deprecated); the numbers are stable.
-TOO_LARGE = 413
-UNPROCESSABLE = 422
 
 # --- OpenAPI ------------------------------------------------------------------------------------
 
@@ -463,106 +438,6 @@ _RECTIFICATION_BODY: dict[str, Any] = {
 }
 
 
-async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
-    seen = 0
-    async for chunk in stream:
-        seen += len(chunk)
-        if seen > limit:
-            raise HTTPException(TOO_LARGE, f"the form is over {limit // (1024 * 1024)} MiB")
-        yield chunk
-
-
-def _dimensions(data: bytes, media_type: str) -> tuple[int, int] | None:
-    """Width and height from the image header, read before decoding (no decompression bombs)."""
-    if media_type == "image/png":
-        if len(data) < 24 or data[12:16] != b"IHDR":
-            return None
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    i, n = 2, len(data)  # JPEG: walk the marker segments to the start of frame
-    while i < n:
-        if data[i] != 0xFF:
-            return None
-        while i < n and data[i] == 0xFF:  # fill bytes
-            i += 1
-        if i >= n:
-            return None
-        marker = data[i]
-        i += 1
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, or a scan, before any frame header
-            return None
-        if i + 2 > n:
-            return None
-        length = int.from_bytes(data[i : i + 2], "big")
-        if marker in _JPEG_SOF:
-            if i + 7 > n:
-                return None
-            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 3 : i + 5], "big")
-        if length < 2:
-            return None
-        i += length
-    return None
-
-
-def _reencode(data: bytes, media_type: str, name: str) -> bytes:
-    """The photo as a fresh JPEG, or an HTTPException saying why not. CPU-bound: run in a thread."""
-    if not data.startswith(_MAGIC[media_type]):
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"photo {name}: the content is not {media_type}"
-        )
-    size = _dimensions(data, media_type)
-    if size is None or 0 in size:
-        raise HTTPException(UNPROCESSABLE, f"photo {name}: not a readable {media_type} image")
-    if max(size) > MAX_DIMENSION:
-        raise HTTPException(
-            UNPROCESSABLE,
-            f"photo {name}: {size[0]}x{size[1]} pixels is over {MAX_DIMENSION}x{MAX_DIMENSION}",
-        )
-    # IMREAD_COLOR: 8-bit BGR whatever came in (alpha, 16-bit, grey), upright per EXIF orientation.
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
-    if image is None or image.size == 0:
-        raise HTTPException(UNPROCESSABLE, f"photo {name}: the image does not decode")
-    if max(image.shape[:2]) > MAX_DIMENSION:
-        raise HTTPException(UNPROCESSABLE, f"photo {name}: over {MAX_DIMENSION}x{MAX_DIMENSION} pixels")
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise HTTPException(UNPROCESSABLE, f"photo {name}: the image could not be re-encoded")
-    return bytes(encoded.tobytes())
-
-
-async def _photo(upload: UploadFile, index: int) -> bytes:
-    name = f"{index + 1} ({upload.filename})" if upload.filename else str(index + 1)
-    media_type = (upload.content_type or "").split(";")[0].strip().lower()
-    if media_type not in _MAGIC:
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"photo {name}: {media_type or 'no content type'} is not image/jpeg or image/png",
-        )
-    data = await upload.read(MAX_PHOTO_BYTES + 1)  # never more than the limit into memory
-    if len(data) > MAX_PHOTO_BYTES:
-        raise HTTPException(TOO_LARGE, f"photo {name}: over 5 MiB")
-    if not data:
-        raise HTTPException(UNPROCESSABLE, f"photo {name}: empty file")
-    return await asyncio.to_thread(_reencode, data, media_type, name)
-
-
-def _description(values: list[str | UploadFile]) -> str:
-    if len(values) != 1 or not isinstance(values[0], str):
-        raise HTTPException(UNPROCESSABLE, "exactly one description (text) is required")
-    text = values[0].strip()
-    if not text:
-        raise HTTPException(UNPROCESSABLE, "description is required")
-    if len(text) > MAX_DESCRIPTION or "\x00" in text:
-        raise HTTPException(
-            UNPROCESSABLE, f"description must be at most {MAX_DESCRIPTION} characters of text"
-        )
-    return text
-
-
 @router.post(
     "/alerts/{alert_id}/rectification",
     status_code=status.HTTP_201_CREATED,
@@ -604,40 +479,8 @@ async def submit_rectification(
     with _refusals():
         lifecycle.check_transition("submit_rectification", found[0])
 
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send multipart/form-data")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise HTTPException(TOO_LARGE, f"the form is over {MAX_FORM_BYTES // (1024 * 1024)} MiB")
-    parser = MultiPartParser(
-        request.headers,
-        _bounded(request.stream(), MAX_FORM_BYTES),
-        max_files=MAX_PHOTOS,
-        max_fields=4,
-        max_part_size=_MAX_FIELD_BYTES,
-    )
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        if "Too many files" in exc.message:
-            raise HTTPException(UNPROCESSABLE, f"at most {MAX_PHOTOS} photos per rectification") from None
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, exc.message) from None
-    try:
-        unknown = sorted(set(form.keys()) - _FORM_FIELDS)
-        if unknown:
-            raise HTTPException(UNPROCESSABLE, f"unexpected form fields: {', '.join(unknown)}")
-        description = _description(form.getlist("description"))
-        uploads = form.getlist("photos")
-        if not all(isinstance(u, UploadFile) for u in uploads):
-            raise HTTPException(UNPROCESSABLE, "photos must be files")
-        store: EvidenceStore | None = request.app.state.evidence
-        if uploads and store is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no evidence store configured")
-        # Every photo is checked before any is stored: a refused upload leaves nothing behind.
-        jpegs = [await _photo(u, i) for i, u in enumerate(uploads) if isinstance(u, UploadFile)]
-    finally:
-        await form.close()
+    store: EvidenceStore | None = request.app.state.evidence
+    description, jpegs = await read_rectification_form(request, store_available=store is not None)
     shas: list[str] = []
     for jpeg in jpegs:
         assert store is not None
