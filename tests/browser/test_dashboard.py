@@ -184,12 +184,13 @@ async def test_violation_to_closed_alert_through_the_dashboard(
     await expect(card.locator(".badge.tier-1").first).to_have_text("URGENT")
     # Tier 1, not yet acknowledged: it flashes until an operator takes it.
     await expect(card).to_have_class(_has("unacked"))
-    assert await card.evaluate("el => getComputedStyle(el).animationName") == "vigil-flash"
+    # to_have_css retries: the wall may re-render the card as other changes stream in.
+    await expect(card).to_have_css("animation-name", "vigil-flash")
 
     await card.get_by_test_id("ack").click()
     await expect(card.get_by_test_id("acked")).to_contain_text("operator:")
     await expect(card).not_to_have_class(_has("unacked"))
-    assert await card.evaluate("el => getComputedStyle(el).animationName") == "none"
+    await expect(card).to_have_css("animation-name", "none")
 
     # --- the detail: evidence snapshot fetched with the bearer header, audit, notice ------------
     await card.get_by_role("link", name="Open").click()
