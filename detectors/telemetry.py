@@ -1,22 +1,31 @@
-"""The telemetry detector service: `vigil.telemetry.v1` → rules → `vigil.violations.v1`.
+"""The telemetry detector service: `vigil.telemetry.v1` → rule engine → `vigil.violations.v1`.
 
-A consumer-group member: N copies split the partitions. Offsets are committed only after the
-violations of a batch are acknowledged by the broker, so a crash replays readings, and the
-deterministic violation ids make the replay harmless downstream.
+A consumer-group member: N copies split the partitions. Every device message (telemetry, event,
+status) goes to the rule engine of its partition, which judges it against the device's profile
+(`detectors/profiles/<profile>.toml`); a device whose profile has no file is not judged at all.
+Offsets are committed only after the violations of a batch are acknowledged by the broker, so a
+crash replays messages, and the deterministic violation ids make the replay harmless downstream.
+
+Time runs on the messages' own stamps. After each batch the partition's engine is ticked at its
+watermark (the newest `received_at` it has seen), and once a second a partition that is caught up
+is ticked at the wall clock: that is how a device that has gone silent in a quiet partition is
+found offline, or a door left open is noticed with no further message to say so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.structs import RecordMetadata
 
-from detectors.cold_chain import ColdChainRule
+from detectors.rules import Rulebook, RuleEngine
 from vigil.errors import InvalidMessage
-from vigil.events import Telemetry, decode_device_message, encode
+from vigil.events import DeviceEvent, DeviceStatus, Telemetry, Violation, decode_device_message, encode
 from vigil.kafka import now_ms
 from vigil.registry import Device, DeviceRegistry
 from vigil.settings import Settings
@@ -30,11 +39,19 @@ log = logging.getLogger(__name__)
 _REGISTRY_REFRESH_S = 30.0
 # A reload on a registry miss waits at most this long before the cached registry is used.
 _REGISTRY_TIMEOUT_S = 2.0
+# Quiet partitions are ticked this often at the wall clock ...
+_TICK_S = 1.0
+# ... less this much, for messages still on their way from ingest: a tick must not run ahead of a
+# message that is yet to come (it would find a device offline, or a condition still holding, that
+# the message would have shown otherwise).
+_TICK_GRACE_MS = 10_000
 
 
 @dataclass(slots=True)
 class DetectorStats:
     readings: int = 0
+    events: int = 0
+    statuses: int = 0
     violations: int = 0
     dead_lettered: int = 0
 
@@ -47,25 +64,35 @@ class TelemetryDetector(KafkaWorker):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._registry = DeviceRegistry(self._pool)
+        # The profiles load (and are validated) here: a bad profile stops the service at start.
+        self._rulebook = Rulebook()
         # Rule state per partition: a revoked partition's state is dropped, an assigned one's is
         # rebuilt by replay, so N detectors never judge a device on stale state.
-        self._rules: dict[int, ColdChainRule] = {}
+        self._engines: dict[int, RuleEngine] = {}
+        # The offset after the last record handled, per partition: caught up when it reaches the
+        # partition's high watermark.
+        self._positions: dict[int, int] = {}
+        # Batches and wall-clock ticks take turns, so a tick never sees half a batch.
+        self._turn = asyncio.Lock()
         self.stats = DetectorStats()
 
     async def _prepare(self) -> None:
         await self._registry.load()
         self.spawn(self._registry.refresh_forever(_REGISTRY_REFRESH_S), "registry")
+        self.spawn(self._tick_forever(), "tick")
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
-            self._rules.pop(tp.partition, None)
+            self._engines.pop(tp.partition, None)
+            self._positions.pop(tp.partition, None)
 
     async def partitions_assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
         """Rebuild rule state by re-reading the replay window of each assigned partition. A crash
-        or a rebalance then neither misses an excursion that was under way nor its clearing; what
+        or a rebalance then neither misses an episode that was under way nor its clearing; what
         the replay re-emits has the same deterministic ids, which the alert store absorbs."""
         for tp in assigned:
-            self._rules.pop(tp.partition, None)
+            self._engines.pop(tp.partition, None)
+            self._positions.pop(tp.partition, None)
         window_ms = int(self._settings.detector_replay_window_s * 1000)
         if not assigned or window_ms == 0:
             return
@@ -93,26 +120,85 @@ class TelemetryDetector(KafkaWorker):
             log.warning("device registry unavailable (%s); using the cached registry", exc)
             return self._registry.get(device_id)
 
+    def _engine(self, partition: int) -> RuleEngine:
+        engine = self._engines.get(partition)
+        if engine is None:
+            engine = self._engines[partition] = RuleEngine(self._rulebook)
+        return engine
+
+    async def _send(self, violations: list[Violation], sends: list[Awaitable[RecordMetadata]]) -> None:
+        for violation in violations:
+            self.stats.violations += 1
+            sends.append(
+                await self.producer.send(VIOLATIONS, encode(violation), key=violation.source_id.encode())
+            )
+
     async def handle(self, records: Sequence[Record]) -> None:
-        sends = []
-        for record in records:
+        async with self._turn:
+            sends: list[Awaitable[RecordMetadata]] = []
+            touched: set[int] = set()
+            for record in records:
+                self._positions[record.partition] = record.offset + 1
+                try:
+                    message = decode_device_message(record.value or b"")
+                except InvalidMessage as exc:
+                    self.stats.dead_lettered += 1
+                    sends.append(await self.dead_letter(record, exc.reason, exc.detail))
+                    continue
+                if isinstance(message, Telemetry):
+                    self.stats.readings += 1
+                elif isinstance(message, DeviceEvent):
+                    self.stats.events += 1
+                elif isinstance(message, DeviceStatus):
+                    self.stats.statuses += 1
+                device = await self._device(message.device_id)
+                engine = self._engine(record.partition)
+                touched.add(record.partition)
+                await self._send(engine.feed(message, device), sends)
+            # Timers the batch's own messages ran past (another device's heartbeat, a door).
+            for partition in touched:
+                engine = self._engines[partition]
+                await self._send(engine.tick(engine.watermark), sends)
+            # Every violation and dead letter of the batch must be on the broker before the
+            # offsets move on.
+            if sends:
+                await asyncio.gather(*sends)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
             try:
-                message = decode_device_message(record.value or b"")
-            except InvalidMessage as exc:
-                self.stats.dead_lettered += 1
-                sends.append(await self.dead_letter(record, exc.reason, exc.detail))
-                continue
-            if not isinstance(message, Telemetry):
-                continue  # events and status are for the rule engine (device profiles)
-            self.stats.readings += 1
-            device = await self._device(message.device_id)
-            attributes = device.attributes if device is not None else {}
-            rule = self._rules.setdefault(record.partition, ColdChainRule())
-            for violation in rule.evaluate(message, attributes):
-                self.stats.violations += 1
-                sends.append(
-                    await self.producer.send(VIOLATIONS, encode(violation), key=violation.source_id.encode())
-                )
-        # Every violation and dead letter of the batch must be on the broker before the offsets move on.
-        if sends:
-            await asyncio.gather(*sends)
+                await self.tick_quiet_partitions()
+            except KafkaError as exc:
+                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                    raise
+                # What the tick raised may not have reached the broker, but the engine counts it
+                # as emitted: rebuild the state so that it is emitted again.
+                log.warning("Kafka unavailable while sending timer violations (%r); rebuilding state", exc)
+                async with self._turn:
+                    await self.rewind()
+
+    async def tick_quiet_partitions(self, now: int | None = None) -> int:
+        """Tick every caught-up partition at the wall clock (`now`, for tests); a partition still
+        reading its backlog is ticked by its own messages instead, since the wall clock would find
+        devices offline whose messages are merely not read yet. Returns the violations sent."""
+        consumer = self._consumer
+        if consumer is None:
+            return 0
+        async with self._turn:
+            wall = (now_ms() if now is None else now) - _TICK_GRACE_MS
+            sends: list[Awaitable[RecordMetadata]] = []
+            for tp in consumer.assignment():
+                engine = self._engines.get(tp.partition)
+                if engine is None:
+                    continue
+                try:
+                    high = consumer.highwater(tp)
+                except (AssertionError, KafkaError):  # revoked meanwhile
+                    continue
+                if high is None or self._positions.get(tp.partition, 0) < high:
+                    continue
+                await self._send(engine.tick(max(wall, engine.watermark)), sends)
+            if sends:
+                await asyncio.gather(*sends)
+            return len(sends)

@@ -1,4 +1,5 @@
-"""The cold-chain rule as pure logic: durations, hysteresis, per-device limits, replays."""
+"""The old cold-chain interface (`ColdChainRule.evaluate`), now over the rule engine: durations,
+hysteresis, per-device limits, replays. The engine's own tests are in tests/detectors/rules/."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ def test_freezer_too_warm_raises_only_after_the_duration():
     v = early[0]
     assert v.code == "COLD_CHAIN_FREEZER_WARM"
     assert v.window_start == T0 + MIN  # the excursion started at the first warm reading
-    assert v.evidence["peak"] == -13
+    # Raised at the moment the 15 minutes were up (16 min), on the reading then held (-13.5 °C);
+    # the reading at 16.5 min only revealed it.
+    assert v.detected_at == T0 + 16 * MIN
+    assert v.evidence["highest"] == -13.5 and v.evidence["values"] == {"temperature": -13.5}
     assert v.severity == "major" and v.source_id == "f1"
 
 
@@ -51,14 +55,15 @@ def test_device_attributes_override_the_profile_limit():
     # A blast freezer rated -25 °C: -20 is too warm for it.
     out = run(rule, [(0, -20), (2, -20)], {"max_temp_c": -25, "duration_s": 60})
     assert [v.state for v in out] == ["active"]
-    assert out[0].evidence["max_c"] == -25
+    assert out[0].evidence["limits"]["max_temp_c"] == -25
 
 
 def test_chiller_too_cold_is_a_violation_too():
     rule = ColdChainRule()
     out = run(rule, [(0, -1.0), (16, -2.0)], profile="chiller")
     assert [v.code for v in out] == ["COLD_CHAIN_CHILLER_OUT_OF_RANGE"]
-    assert out[0].evidence["peak"] == -2.0
+    # Raised when the 15 minutes were up, on the value held then; -2.0 came after.
+    assert out[0].detected_at == T0 + 15 * MIN and out[0].evidence["lowest"] == -1.0
 
 
 def test_replay_of_the_same_readings_gives_the_same_violation_id():
