@@ -360,6 +360,28 @@ def _parser() -> argparse.ArgumentParser:
     bv.add_argument("--batch", type=int, default=8)
     bv.add_argument("--frames", type=int, default=400, help="frames through the full loop")
     bv.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    bt = bsub.add_parser(
+        "telemetry", help="MQTT → alert, ingest, detector and rules against raw MQTT and Kafka"
+    )
+    bt.add_argument("--messages", type=int, default=50_000, help="readings per measured stage")
+    bt.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
+    bt.add_argument("--latency-s", type=float, default=10.0, help="seconds of the real-time latency stream")
+    sim = sub.add_parser("simulate", help="publish a scenario of simulated devices and faults (YAML)")
+    sim.add_argument("scenario", nargs="?", help="a scenario file, or a bundled scenario's name")
+    sim.add_argument("--speed", type=float, default=None, help="simulated seconds a second (default: file)")
+    sim.add_argument("--mqtt", default=None, help="broker URL (default: VIGIL_MQTT_URL)")
+    sim.add_argument("--register", action="store_true", help="register the devices (VIGIL_DATABASE_URL)")
+    sim.add_argument("--to", metavar="FILE", help="render into a recording for `vigil replay` instead")
+    sim.add_argument("--faults", action="store_true", help="list each device type's faults and exit")
+    rec = sub.add_parser("record", help="record MQTT traffic to a file (JSON lines)")
+    rec.add_argument("file")
+    rec.add_argument("--topic", default="vigil/v1/#")
+    rec.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
+    rec.add_argument("--mqtt", default=None, help="broker URL (default: VIGIL_MQTT_URL)")
+    rep = sub.add_parser("replay", help="publish a recording with its original spacing")
+    rep.add_argument("file")
+    rep.add_argument("--speed", type=float, default=1.0, help="N times faster (inf: as fast as possible)")
+    rep.add_argument("--mqtt", default=None, help="broker URL (default: VIGIL_MQTT_URL)")
     return p
 
 
@@ -394,6 +416,14 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(register_camera_cmd(settings, args))
         if args.command in ("staff", "sites", "enterprises", "keys"):
             return asyncio.run(admin.run(settings, args))
+        if args.command in ("simulate", "record", "replay"):
+            from simulators.scenario import device_traffic_command
+
+            return asyncio.run(device_traffic_command(settings, args))
+        if args.command == "bench" and args.bench_command == "telemetry":
+            from detectors.bench_telemetry import run_telemetry_bench
+
+            return asyncio.run(run_telemetry_bench(settings, args))
         if args.command == "bench":
             from detectors.vision.bench import run_vision_bench
 
