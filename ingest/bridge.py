@@ -291,6 +291,11 @@ class MqttKafkaBridge(Service):
             )
 
     async def _lookup(self, device_id: str) -> Device:
+        # A known device in a current cache needs no task and no timer (the profile showed
+        # wait_for around a dict lookup costing a sixth of ingest's time).
+        cached = self._registry.fresh(device_id)
+        if cached is not None:
+            return cached
         registry_down = time.monotonic() < self._registry_down_until
         if registry_down:
             device = self._registry.get(device_id)

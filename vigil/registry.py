@@ -73,6 +73,13 @@ class CachedTable(Generic[T]):
     def all(self) -> list[T]:
         return list(self._rows.values())
 
+    def fresh(self, key: str) -> T | None:
+        """The cached row when the cache is current, without touching the event loop: the hot path
+        of every message. None means "ask `lookup`" (a miss, or a cache due for a reload)."""
+        if time.monotonic() - self._loaded_at > self._refresh_s:
+            return None
+        return self._rows.get(key)
+
     async def lookup(self, key: str) -> T | None:
         """Cached lookup that reloads on a miss (rate-limited) or when the cache is stale; raises
         the database's error if that reload fails."""
