@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.structs import RecordMetadata
 
+from detectors.early_warning import EarlyWarning
 from detectors.rules import Rulebook, RuleEngine
 from vigil.errors import InvalidMessage
 from vigil.events import DeviceEvent, DeviceStatus, Telemetry, Violation, decode_device_message, encode
@@ -66,6 +67,10 @@ class TelemetryDetector(KafkaWorker):
         self._registry = DeviceRegistry(self._pool)
         # The profiles load (and are validated) here: a bad profile stops the service at start.
         self._rulebook = Rulebook()
+        # The learned early warning (models/early-warning.onnx): loaded and warmed up here. Its
+        # per-device windows are keyed by device, so a rebalance replays into them harmlessly
+        # (a device is scored once per minute of event time, and its ids are deterministic).
+        self._early = EarlyWarning() if settings.early_warning else None
         # Rule state per partition: a revoked partition's state is dropped, an assigned one's is
         # rebuilt by replay, so N detectors never judge a device on stale state.
         self._engines: dict[int, RuleEngine] = {}
@@ -158,6 +163,8 @@ class TelemetryDetector(KafkaWorker):
                 engine = self._engine(record.partition)
                 touched.add(record.partition)
                 await self._send(engine.feed(message, device), sends)
+                if self._early is not None:
+                    await self._send(self._early.warnings(message, device), sends)
             # Timers the batch's own messages ran past (another device's heartbeat, a door).
             for partition in touched:
                 engine = self._engines[partition]

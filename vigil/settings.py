@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # The embedded Kafka (Tansu) cannot do idempotent producers through aiokafka.
     kafka_idempotent_producer: bool = False
 
+    # The telemetry detector also scores freezers, chillers, boilers and pressure vessels with the
+    # early-warning model and raises DEVICE_RISK_WARNING before a limit rule fires.
+    early_warning: bool = True
+
     # How often the notifier polls the outbox when no NOTIFY arrives (crash recovery path).
     outbox_poll_interval_s: float = Field(default=2.0, gt=0)
 
