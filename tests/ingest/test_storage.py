@@ -12,13 +12,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from ingest import storage
 from ingest.storage import Partitions, TelemetryStore, ms_to_datetime, partition_name, write_rows
 from tests.helpers import KafkaTail
+from tests.outage import DatabaseProxy
 from vigil.events import DeviceStatus, Telemetry, encode
 from vigil.kafka import now_ms
 from vigil.settings import Settings
@@ -179,22 +178,26 @@ async def test_partitions_are_created_for_the_days_readings_need(
 
 
 async def test_a_database_outage_holds_the_batch_until_it_is_back(
-    settings: Settings, pool: Any, uid: str, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, pool: Any, uid: str, producer: AIOKafkaProducer
 ) -> None:
-    real = storage.write_rows
-    failures = 0
-
-    async def flaky(p: Any, rows: Any) -> int:
-        nonlocal failures
-        if any(row[0].startswith(f"dev-{uid}") for row in rows) and failures < 3:
-            failures += 1
-            raise psycopg.OperationalError("connection refused (simulated outage)")
-        return await real(p, rows)
-
-    monkeypatch.setattr(storage, "write_rows", flaky)
-    monkeypatch.setattr(storage, "_RETRY_FIRST_S", 0.05)
+    """A real outage: the store reaches PostgreSQL through a proxy that is cut while readings
+    arrive; nothing is written, nothing is committed, and everything lands once it is back."""
+    assert settings.database_url
+    proxy = DatabaseProxy(settings.database_url)
+    through_proxy = settings.model_copy(update={"database_url": await proxy.start()})
     base = now_ms() - 10_000
-    async with Store(settings, uid):
-        await send(producer, *(reading(uid, base + i, i) for i in range(5)))
-        rows = await wait_rows(pool, uid, 10)
-    assert failures == 3 and len(rows) == 10
+    try:
+        async with Store(through_proxy, uid):
+            proxy.cut()
+            await send(producer, *(reading(uid, base + i, i) for i in range(5)))
+            await asyncio.sleep(3.0)  # the batch is retried against a database that is not there
+            async with pool.connection() as conn:  # (the test's own pool goes straight to it)
+                cur = await conn.execute(
+                    "SELECT count(*) FROM telemetry WHERE device_id LIKE %s", (f"dev-{uid}%",)
+                )
+                assert await cur.fetchone() == (0,)
+            proxy.restore()
+            rows = await wait_rows(pool, uid, 10)
+    finally:
+        await proxy.stop()
+    assert len(rows) == 10
