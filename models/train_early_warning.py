@@ -543,6 +543,16 @@ def export(model: Any, seed: int) -> bytes:
     del onx.metadata_props[:]
     entry = onx.metadata_props.add()
     entry.key, entry.value = "features", ",".join(FEATURES)
+    return canonical(onx)
+
+
+def canonical(onx: Any) -> bytes:
+    """The model's bytes with its opset imports in a fixed order: skl2onnx lists them in set order,
+    which changes with Python's hash seed from one run to the next."""
+    imports = sorted((o.domain, o.version) for o in onx.opset_import)
+    del onx.opset_import[:]
+    for domain, version in imports:
+        onx.opset_import.add(domain=domain, version=version)
     return bytes(onx.SerializeToString())
 
 
