@@ -8,12 +8,10 @@ The enterprise's own moves (acknowledge, submit a rectification) arrive with ent
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,9 +19,8 @@ from alerts import lifecycle, staffing
 from alerts.policy import Policy
 from api.alerts import _ALERT_ID_PATTERN, ACQUIRE_TIMEOUT_S, _public
 from api.auth import Operator, Principal
-from api.deps import Pool
+from api.deps import Pool, refusals
 from api.models import AlertPublic, ErrorBody
-from vigil.errors import IllegalTransition, InvalidRequest, NotFound
 from vigil.events import ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["lifecycle"])
@@ -118,20 +115,8 @@ def _policy(request: Request) -> Policy:
     return policy
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except IllegalTransition as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except InvalidRequest as exc:
-        raise HTTPException(422, str(exc)) from None  # the name differs across Starlette versions
-
-
 async def _run(pool: Pool, fn: Any, *args: Any, **kwargs: Any) -> AlertPublic:
-    with _refusals():
+    with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             row = await fn(conn, *args, **kwargs)
     return AlertPublic.model_validate(_public(row))
@@ -226,7 +211,7 @@ async def list_visits(
 async def record_visit(
     principal: Operator, pool: Pool, visit_id: Annotated[int, Path(ge=1, lt=2**63)], body: VisitBody
 ) -> Visit:
-    with _refusals():
+    with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             await lifecycle.record_visit(
                 conn, visit_id, actor=_actor(principal), outcome=body.outcome, notes=body.notes
@@ -243,7 +228,7 @@ async def set_away(
     staff_id: Annotated[str, Path(pattern=rf"^{ID_PATTERN.pattern}$")],
     body: AwayBody,
 ) -> AwayResult:
-    with _refusals():
+    with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             moved = await staffing.set_away(conn, staff_id, body.away, actor=_actor(principal))
     return AwayResult(staff_id=staff_id, away=body.away, reassigned=moved)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from psycopg_pool import AsyncConnectionPool
+
+from vigil.errors import IllegalTransition, InvalidRequest, NotFound
 
 
 def get_pool(request: Request) -> AsyncConnectionPool[Any]:
@@ -16,3 +20,17 @@ def get_pool(request: Request) -> AsyncConnectionPool[Any]:
 
 
 Pool = Annotated[AsyncConnectionPool[Any], Depends(get_pool)]
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Lifecycle and registry refusals as HTTP: unknown (or not the caller's) 404, a move the
+    state does not allow 409, refused content 422."""
+    try:
+        yield
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except IllegalTransition as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except InvalidRequest as exc:
+        raise HTTPException(422, str(exc)) from None  # the constant's name differs across Starlette versions

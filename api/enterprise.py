@@ -12,8 +12,6 @@ and they are served at `/api/v1/alerts/{alert_id}/evidence/{sha256}`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -27,7 +25,7 @@ from alerts.compliance import DEFAULT_WINDOW_DAYS, FORMULA, MAX_WINDOW_DAYS, com
 from alerts.notices import mark_read
 from api.alerts import _ALERT_ID_PATTERN, _CODE_PATTERN, _COLUMNS, ACQUIRE_TIMEOUT_S, _public
 from api.auth import EnterpriseUser, Principal
-from api.deps import Pool
+from api.deps import Pool, refusals
 from api.models import (
     AlertDetail,
     AlertPage,
@@ -39,8 +37,7 @@ from api.models import (
     Rectification,
 )
 from api.pagination import InvalidCursor, decode_cursor, encode_cursor
-from api.uploads import MAX_DESCRIPTION, MAX_DIMENSION, MAX_PHOTOS, UNPROCESSABLE, read_rectification_form
-from vigil.errors import IllegalTransition, InvalidRequest, NotFound
+from api.uploads import MAX_DESCRIPTION, MAX_DIMENSION, MAX_PHOTOS, read_rectification_form
 from vigil.evidence import EvidenceStore
 
 router = APIRouter(prefix="/api/v1/enterprise", tags=["enterprise"])
@@ -209,18 +206,6 @@ def _cursor(cursor: str) -> tuple[datetime, str]:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {exc}") from None
 
 
-@contextmanager
-def _refusals() -> Iterator[None]:
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except IllegalTransition as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except InvalidRequest as exc:
-        raise HTTPException(UNPROCESSABLE, str(exc)) from None
-
-
 def _own_view(notice: dict[str, Any]) -> dict[str, Any]:
     # The enterprise sees how each notice reached it; an error on our own broker is not its business.
     deliveries = [d if d["channel"] == "webhook" else {**d, "last_error": None} for d in notice["deliveries"]]
@@ -279,7 +264,7 @@ async def read_notice(
     notice_id: Annotated[str, Path(pattern=_NOTICE_ID_PATTERN)],
 ) -> ReadReceipt:
     enterprise_id = _tenant(principal)
-    with _refusals():
+    with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             read_at = await mark_read(conn, notice_id, enterprise_id=enterprise_id, actor=principal.actor)
     return ReadReceipt(notice_id=notice_id, read_at=read_at)
@@ -398,7 +383,7 @@ async def acknowledge(
     body: Annotated[AcknowledgeBody | None, Body()] = None,
 ) -> AlertPublic:
     enterprise_id = _tenant(principal)
-    with _refusals():
+    with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             row = await lifecycle.acknowledge(
                 conn, alert_id, enterprise_id=enterprise_id, actor=principal.actor,
@@ -476,7 +461,7 @@ async def submit_rectification(
         found = await cur.fetchone()
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"alert {alert_id} not found")
-    with _refusals():
+    with refusals():
         lifecycle.check_transition("submit_rectification", found[0])
 
     store: EvidenceStore | None = request.app.state.evidence
@@ -487,7 +472,7 @@ async def submit_rectification(
         sha = await asyncio.to_thread(store.put, jpeg)  # fsync: not on the event loop
         if sha not in shas:
             shas.append(sha)
-    with _refusals():
+    with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             row = await lifecycle.submit_rectification(
                 conn, alert_id, enterprise_id=enterprise_id, actor=principal.actor,
