@@ -22,6 +22,8 @@ Partitions (native partitioning, no TimescaleDB): one per UTC day, named `teleme
 created for yesterday to the day after tomorrow at start and hourly, and on demand for any day a
 batch touches (a device replaying its backlog). Creation is `CREATE TABLE` + `ATTACH PARTITION`,
 which locks the parent only against other schema changes, not against readers or writers.
+Partitions past `VIGIL_TELEMETRY_RETENTION_DAYS` are dropped (or trimmed to the readings an alert
+still needs) by the retention pass this service runs hourly (vigil/retention.py).
 """
 
 from __future__ import annotations
@@ -269,6 +271,7 @@ class TelemetryStore(KafkaWorker):
             await self.partitions.load(conn)
         await self.partitions.ensure_around_today(self._pool)
         self.spawn(self._maintain_partitions(), "partitions")
+        self.spawn(self._retain(), "retention")
 
     async def _maintain_partitions(self) -> None:
         while True:
@@ -277,6 +280,25 @@ class TelemetryStore(KafkaWorker):
                 await self.partitions.ensure_around_today(self._pool)
             except psycopg.Error as exc:  # on-demand creation covers the gap until the next pass
                 log.warning("could not create the coming telemetry partitions: %s", exc)
+
+    async def _retain(self) -> None:
+        """Retention (vigil/retention.py: old partitions, and old evidence files where this store
+        is given VIGIL_EVIDENCE_DIR) every RETENTION_INTERVAL_S. The first pass waits one interval,
+        so a restart loop or a deploy does not run a pass per start. Several stores may run: a
+        pass that finds another one under way skips."""
+        # Imported here: vigil.retention uses this module's partition helpers.
+        from vigil.retention import RETENTION_INTERVAL_S, run_retention
+
+        assert self._settings.database_url
+        while True:
+            await asyncio.sleep(RETENTION_INTERVAL_S)
+            try:
+                report = await run_retention(self._settings.database_url, self._settings)
+            except (psycopg.Error, OSError) as exc:  # the database or the evidence volume is away
+                log.warning("retention pass failed (%s); retrying in an hour", exc)
+                continue
+            for line in report.lines() if report else []:
+                log.info("retention: %s", line)
 
     async def handle(self, records: Sequence[Record]) -> None:
         batch: list[tuple[Record, list[Row]]] = []

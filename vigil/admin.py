@@ -1,6 +1,7 @@
 """`vigil staff …`, `vigil sites handlers …`, `vigil enterprises webhook …`, `vigil keys …`: the
 bureau's set-up of who handles what, where notices go, and who may call the API. Each command
-migrates first and runs in one transaction."""
+migrates first and runs in one transaction. Also `vigil retention [--dry-run]` (vigil/retention.py),
+which runs its own short transactions."""
 
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ def add_parsers(sub: Any) -> None:
     target.add_argument("--url", help="https://… endpoint that receives signed notices")
     target.add_argument("--remove", action="store_true", help="stop webhook notices")
 
+    ret = sub.add_parser(
+        "retention",
+        help="drop telemetry and delete evidence past their retention, keeping what open cases need",
+    )
+    ret.add_argument("--dry-run", action="store_true", help="report what would go, change nothing")
+
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     from alerts import staffing
@@ -59,6 +66,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.database_url:
         raise VigilError("set VIGIL_DATABASE_URL")
     await migrate(settings.database_url)
+    if args.command == "retention":
+        return await _retention(settings, settings.database_url, dry_run=args.dry_run)
     async with (
         make_pool(settings.database_url, max_size=1) as pool,
         pool.connection() as conn,
@@ -105,4 +114,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(f"{args.enterprise_id}: notices go to {args.url}")
                 print(f"signing secret (shown once; verify X-Vigil-Signature with it): {secret}")
+    return 0
+
+
+async def _retention(settings: Settings, database_url: str, *, dry_run: bool) -> int:
+    from vigil.retention import run_retention
+
+    report = await run_retention(database_url, settings, dry_run=dry_run)
+    if report is None:
+        print("another retention pass is running (a telemetry store, or another `vigil retention`)")
+        return 1
+    print("\n".join(report.lines()))
     return 0

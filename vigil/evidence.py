@@ -4,6 +4,7 @@ saw. Files are written once (atomically) and never modified."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -32,6 +33,11 @@ class EvidenceStore:
         sha = hashlib.sha256(jpeg).hexdigest()
         target = self.path(sha)
         if target.exists():
+            # Stored again: refresh its mtime, which retention (vigil/retention.py) reads as its
+            # age. The caller is about to refer to it from a new alert; an old mtime would let a
+            # retention pass delete it before that alert is committed.
+            with contextlib.suppress(OSError):  # a read-only store (the API's mount) still reads
+                os.utime(target)
             return sha
         target.parent.mkdir(exist_ok=True)
         # Write-then-rename: a reader (the API) never sees half a file, a crash leaves none.
