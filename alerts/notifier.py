@@ -32,7 +32,7 @@ from paho.mqtt.client import Client as MqttClient
 
 from alerts.notices import OUTBOX_CHANNEL, write_change
 from alerts.webhook import WebhookFailed, WebhookSender
-from vigil import mqtt
+from vigil import metrics, mqtt
 from vigil.db import make_pool
 from vigil.errors import InfrastructureUnavailable
 from vigil.events import AlertChange, encode
@@ -191,6 +191,7 @@ class Notifier(Service):
                         (outbox_id,),
                     )
                     delivered += 1
+                    metrics.notices.labels(channel, "delivered").inc()
                     continue
                 except InfrastructureUnavailable as exc:
                     down.add(channel)
@@ -204,9 +205,10 @@ class Notifier(Service):
                     error = f"undeliverable: {exc}"
             # Nothing was written for the failed row (delivery comes before any update), so its claim
             # transaction has simply ended; record the failure in a transaction of its own.
-            await self._record_failure(outbox_id, error, dead=dead)
+            metrics.notices.labels(channel, "failed").inc()
+            await self._record_failure(outbox_id, error, channel, dead=dead)
 
-    async def _record_failure(self, outbox_id: int, error: str, *, dead: bool = False) -> None:
+    async def _record_failure(self, outbox_id: int, error: str, channel: str, *, dead: bool = False) -> None:
         s = self._settings
         log.warning("outbox row %s not delivered: %s", outbox_id, error)
         params = {
@@ -220,6 +222,7 @@ class Notifier(Service):
         async with self._pool.connection() as conn:
             if await (await conn.execute(_RECORD_FAILURE, params)).fetchone() is not None:
                 self.stats.dead += 1
+                metrics.notices.labels(channel, "dead").inc()
                 log.error("outbox row %s is dead: %s", outbox_id, error)
 
     async def _deliver(self, conn: psycopg.AsyncConnection[Any], row: tuple[Any, ...]) -> None:

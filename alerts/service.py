@@ -18,6 +18,7 @@ import psycopg
 from alerts.policy import Policy
 from alerts.store import apply_violation
 from alerts.timers import DeadlineTimer
+from vigil import metrics
 from vigil.db import migrate
 from vigil.errors import InvalidMessage
 from vigil.events import Violation, decode_violation
@@ -30,6 +31,14 @@ log = logging.getLogger(__name__)
 # Backoff while the database is unreachable: start fast for a blip, cap so recovery is noticed
 # within seconds once it is back.
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
+# How often the alerts-by-status gauge is recounted. Prometheus scrapes every 15 s by default; the
+# count is an index-only scan of the live alerts (partial index alerts_status), so a few ms.
+STATUS_COUNT_INTERVAL_S = 15.0
+# The statuses an alert can be in before it is closed or dismissed (the CHECK on alerts.status):
+# each is reported, 0 when none is, so a status that empties does not keep its last count.
+LIVE_STATUSES = ("open", "notified", "acknowledged", "rectification_submitted", "rejected", "escalated")
+_COUNT_LIVE = """SELECT status, count(*) FROM alerts WHERE status NOT IN ('closed', 'dismissed')
+GROUP BY status"""
 
 
 @dataclass(slots=True)
@@ -58,6 +67,28 @@ class AlertService(KafkaWorker):
         await migrate(self._settings.database_url)
         # Deadlines are columns, so every instance can scan them; SKIP LOCKED keeps them apart.
         self.spawn(self.timer.run_forever(), "deadline-timer")
+        self.spawn(self._count_statuses_forever(), "status-gauge")
+
+    async def count_statuses(self) -> dict[str, int]:
+        """Count the live alerts by status into the `vigil_alerts` gauge; returns the counts.
+
+        Terminal statuses (closed, dismissed) are left out: they only grow, and counting them would
+        scan the whole table every time; their rate is in vigil_alerts_violations and the API's
+        statistics."""
+        async with self._pool.connection() as conn:
+            rows = await (await conn.execute(_COUNT_LIVE)).fetchall()
+        counts = dict.fromkeys(LIVE_STATUSES, 0) | {str(status): int(n) for status, n in rows}
+        for status, n in counts.items():
+            metrics.alerts_by_status.labels(status).set(n)
+        return counts
+
+    async def _count_statuses_forever(self) -> None:
+        while True:
+            try:
+                await self.count_statuses()
+            except psycopg.Error as exc:  # the database is away: the gauge keeps its last value
+                log.warning("could not count alerts by status (%s)", exc)
+            await asyncio.sleep(STATUS_COUNT_INTERVAL_S)
 
     async def handle(self, records: Sequence[Record]) -> None:
         violations: list[tuple[Record, Violation]] = []
@@ -100,13 +131,16 @@ class AlertService(KafkaWorker):
                 await self._dead_letter(record, "refused_by_store", f"{type(exc).__name__}: {exc}")
 
     def _count(self, changes: Sequence[str | None]) -> None:
+        outcomes: dict[str, int] = {}
         for change in changes:
-            self.stats.violations += 1
-            if change is None:
-                self.stats.replayed += 1
-            else:
-                setattr(self.stats, change, getattr(self.stats, change) + 1)
+            outcome = "replayed" if change is None else change
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        self.stats.violations += len(changes)
+        for outcome, n in outcomes.items():
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + n)
+            metrics.alert_violations.labels(outcome).inc(n)
 
     async def _dead_letter(self, record: Record, reason: str, detail: str) -> None:
         self.stats.dead_lettered += 1
+        metrics.alert_violations.labels("dead_lettered").inc()
         await (await self.dead_letter(record, reason, detail))  # on the broker before the commit

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest.payloads import Limits, check_size, parse_payload, parse_topic
-from vigil import mqtt
+from vigil import metrics, mqtt
 from vigil.db import make_pool
 from vigil.errors import InfrastructureUnavailable, InvalidMessage, UnknownSource
 from vigil.events import encode
@@ -261,6 +261,7 @@ class MqttKafkaBridge(Service):
                     break
             for _ in batch:
                 self._slots.release()
+            metrics.ingest_received.inc(len(batch))
             verdicts = [await self._judge(message) for message in batch]
             self._count(await self._deliver(verdicts))
             self._ack(batch)
@@ -365,13 +366,23 @@ class MqttKafkaBridge(Service):
             return (await self._deliver([refused]))[0]
 
     def _count(self, verdicts: Sequence[_Verdict]) -> None:
+        forwarded, records = 0, 0
+        refused: dict[str, int] = {}
         for verdict in verdicts:
             if verdict.rejection is None:
-                self.stats.forwarded += 1
-                self.stats.records += len(verdict.records)
+                forwarded += 1
+                records += len(verdict.records)
             else:
                 reason = verdict.rejection.reason
-                self.stats.dead_lettered[reason] = self.stats.dead_lettered.get(reason, 0) + 1
+                refused[reason] = refused.get(reason, 0) + 1
+        self.stats.forwarded += forwarded
+        self.stats.records += records
+        # The Prometheus counters move once per batch: their lock is paid per batch, not per message.
+        metrics.ingest_forwarded.inc(forwarded)
+        metrics.ingest_records.inc(records)
+        for reason, n in refused.items():
+            self.stats.dead_lettered[reason] = self.stats.dead_lettered.get(reason, 0) + n
+            metrics.ingest_dead_lettered.labels(reason).inc(n)
 
     def _ack(self, batch: Sequence[Inbound]) -> None:
         """PUBACK the batch, in arrival order (MQTT requires it), for the connection still open."""

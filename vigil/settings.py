@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # An optional operator bearer token, besides the API keys in the database (`vigil keys create`).
     # Unset outside demo mode means: keys only.
     api_token: SecretStr | None = Field(default=None, description="operator bearer token for the API")
+    # MQTT passwords are HMAC-SHA256(this key, username) (`vigil mqtt acl --passwd`, `vigil mqtt
+    # password`): nothing per device is stored, and rotating the key rotates every credential.
+    mqtt_credential_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     # Browser sessions exchange an API key for a token that lives this long: a shift's screen
@@ -69,6 +72,11 @@ class Settings(BaseSettings):
 
     # How often the notifier polls the outbox when no NOTIFY arrives (crash recovery path).
     outbox_poll_interval_s: float = Field(default=2.0, gt=0)
+
+    # Prometheus exposition of this process's metrics (vigil/metrics.py); 0 = not served. The host
+    # is loopback by default: in a container set it to 0.0.0.0 so Prometheus can reach it.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     # --- alert lifecycle and notices ---
     # A same-code offence by the same enterprise closed within this many days makes a new alert a
@@ -141,6 +149,17 @@ class Settings(BaseSettings):
     # Where evidence snapshots are kept (content-addressed by SHA-256). Unset: a directory under
     # the embedded infrastructure's data in demo mode; required otherwise.
     evidence_dir: str | None = None
+
+    # --- retention (vigil/retention.py; `vigil retention`, and hourly in the telemetry store) ---
+    # Daily telemetry partitions older than this are dropped, except the readings an alert still
+    # needs (open, or ended within this period). 90 days covers a quarter's compliance report and
+    # any alert's trace (at most 7 days) long after it. 0 keeps telemetry for ever.
+    telemetry_retention_days: float = Field(default=90.0, ge=0)
+    # Evidence files (snapshots, frames, rectification photos) older than this are deleted unless
+    # an alert that is open, or ended within this period, refers to them. Two years, the leniency
+    # look-back: the proof of an earlier offence must exist while it can make a new one a repeat.
+    # 0 keeps evidence for ever.
+    evidence_retention_days: float = Field(default=730.0, ge=0)
 
     @field_validator("mqtt_url")
     @classmethod

@@ -5,18 +5,31 @@ pool. Subclasses name their topic and group and implement `handle`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata, TopicPartition
 
+from vigil import metrics
 from vigil.db import make_pool
 from vigil.kafka import DeadLetterSink, consume_batches, ensure_topics, make_consumer, make_producer
 from vigil.service import Service
 from vigil.settings import Settings
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+log = logging.getLogger(__name__)
+
+# Consumer lag is sampled this often: a third of Prometheus's default 15 s scrape interval, so each
+# scrape sees a value at most 5 s old, at the cost of a dictionary read per partition.
+LAG_SAMPLE_S = 5.0
+# A partition whose position is not known yet (just assigned, offsets being fetched) is skipped
+# rather than waited for longer than this.
+_POSITION_TIMEOUT_S = 1.0
 
 
 class KafkaWorker(Service):
@@ -33,6 +46,7 @@ class KafkaWorker(Service):
         self._producer_or_none: AIOKafkaProducer | None = None
         self._deadletter_or_none: DeadLetterSink | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._lag_reported: set[TopicPartition] = set()
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -74,6 +88,41 @@ class KafkaWorker(Service):
             consume_batches(self._consumer, self.handle, rewind=self.rewind, max_records=self.max_records),
             "consume",
         )
+        self.spawn(self._sample_lag_forever(), "lag")
+
+    async def sample_lag(self) -> dict[TopicPartition, int]:
+        """Set `vigil_kafka_consumer_lag` for each assigned partition whose high watermark is known
+        (it comes with fetch responses) and drop the partitions no longer assigned; returns the lags."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lags: dict[TopicPartition, int] = {}
+        for tp in consumer.assignment():
+            # Revoked in between, or no position yet: this partition waits for the next sample.
+            with contextlib.suppress(AssertionError, KafkaError, TimeoutError):
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
+                position = await asyncio.wait_for(consumer.position(tp), _POSITION_TIMEOUT_S)
+                lags[tp] = max(0, high - position)
+        for tp, lag in lags.items():
+            metrics.consumer_lag.labels(self.group_id, tp.topic, str(tp.partition)).set(lag)
+        # A partition that went to another member is its lag no longer: drop the series, else it
+        # would stay frozen at its last value.
+        assigned = consumer.assignment()
+        for tp in self._lag_reported - assigned:
+            with contextlib.suppress(KeyError):
+                metrics.consumer_lag.remove(self.group_id, tp.topic, str(tp.partition))
+        self._lag_reported = (self._lag_reported & assigned) | lags.keys()
+        return lags
+
+    async def _sample_lag_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LAG_SAMPLE_S)
+            try:
+                await self.sample_lag()
+            except Exception:  # a metric must never take the service down
+                log.exception("sampling the consumer lag failed")
 
     async def _stop(self) -> None:
         if self._consumer is not None:

@@ -27,7 +27,7 @@ from detectors.vision.confirm import CameraConfirmer, Confirmed, Hit, in_zones
 from detectors.vision.detections import Detections
 from detectors.vision.jpeg import decode_for_model
 from detectors.vision.manifest import ModelManifest, find_manifest, load_manifest
-from vigil import topics
+from vigil import metrics, topics
 from vigil.cameras import Camera, CameraRegistry
 from vigil.catalogue import catalogue
 from vigil.errors import InvalidMessage
@@ -39,6 +39,13 @@ from vigil.settings import Settings
 from vigil.worker import KafkaWorker, Record
 
 log = logging.getLogger(__name__)
+
+# Prometheus children bound once (labels resolved per batch would cost a dict lookup and a lock).
+_INFERRED = metrics.vision_frames.labels("inferred")
+_STALE = metrics.vision_frames.labels("stale")
+_UNDECODABLE = metrics.vision_frames.labels("undecodable")
+_INVALID = metrics.vision_frames.labels("invalid")
+_VIOLATIONS = metrics.violations.labels("vision")
 
 # Latencies kept for percentiles: enough for a stable p95, bounded memory.
 LATENCY_SAMPLES = 4096
@@ -57,6 +64,9 @@ class VisionStats:
     first_at: float = 0.0
     last_at: float = 0.0
     first_batch_frames: int = 0  # frames of the first batch: analysed before first_at was stamped
+    # Seconds spent inside the model's run: frames / this is the model's own rate within the loop,
+    # at the same moments and under the same neighbours, the loop's overhead the rest.
+    infer_s: float = 0.0
     # Capture-to-analysed and capture-to-violation latencies, ms.
     frame_latency_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     violation_latency_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -146,11 +156,13 @@ class VisionDetector(KafkaWorker):
                 meta = decode_frame_meta(record.headers, record.value, now_ms=now)
             except InvalidMessage as exc:
                 self.stats.invalid += 1
+                _INVALID.inc()
                 pending.append(await self.dead_letter(record, exc.reason, exc.detail))
                 continue
             camera = await self.cameras.lookup(meta.camera_id)
             if camera is None or camera.enterprise_id != meta.enterprise_id:
                 self.stats.invalid += 1
+                _INVALID.inc()
                 reason = "unknown_camera" if camera is None else "enterprise_mismatch"
                 detail = f"camera {meta.camera_id!r} is not registered to enterprise {meta.enterprise_id!r}"
                 pending.append(await self.dead_letter(record, reason, detail))
@@ -188,6 +200,8 @@ class VisionDetector(KafkaWorker):
         cutoff = now_ms() - self._max_lag_ms
         fresh = [f for f in frames if f.meta.ts >= cutoff]
         self.stats.dropped_stale += len(frames) - len(fresh)
+        if len(fresh) < len(frames):
+            _STALE.inc(len(frames) - len(fresh))
         return fresh
 
     def _prepare_chunk(self, frames: list[_Frame]) -> _Prepared:
@@ -197,6 +211,7 @@ class VisionDetector(KafkaWorker):
             image, factor = decode_for_model(frame.jpeg, self.manifest.input_size)
             if image is None:
                 self.stats.undecodable += 1
+                _UNDECODABLE.inc()
                 continue
             images.append(image)
             kept.append(frame)
@@ -210,9 +225,14 @@ class VisionDetector(KafkaWorker):
         """Run the model on a prepared chunk, decode its output, confirm (inference thread: the
         confirmation state is only ever touched here, one chunk at a time, in order)."""
         assert prepared.batch is not None
+        started = time.perf_counter()
         outputs = self.backend.infer(prepared.batch)
+        self.stats.infer_s += time.perf_counter() - started
         detections = self.backend.decode(outputs, prepared.batch)
         n = len(prepared.frames)
+        metrics.vision_inference_seconds.observe(time.perf_counter() - started)
+        metrics.vision_batch_frames.observe(n)
+        _INFERRED.inc(n)
         self.stats.batches += 1
         self.stats.analysed += n
         self.stats.last_at = time.monotonic()
@@ -262,6 +282,7 @@ class VisionDetector(KafkaWorker):
         kind = catalogue()[confirmed.code]
         detected = now_ms()
         self.stats.violations += 1
+        _VIOLATIONS.inc()
         self.stats.violation_latency_ms.append(detected - best.ts)
         boxes = [
             {"class": label, "score": round(float(score), 3), "xyxy": [round(float(v), 1) for v in box]}

@@ -21,10 +21,10 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from ingest.camera.channel import CameraChannel
+from ingest.camera.channel import SENT_FRAMES, CameraChannel
 from ingest.camera.reader import CameraReader
 from ingest.camera.tamper import TamperState
-from vigil import topics
+from vigil import metrics, topics
 from vigil.cameras import Camera, CameraRegistry
 from vigil.catalogue import catalogue
 from vigil.db import make_pool
@@ -250,6 +250,8 @@ class CameraIngest(Service):
     def _frame_delivered(future: asyncio.Future[object], channel: CameraChannel) -> None:
         if future.cancelled() or future.exception() is not None:
             channel.unsend(too_large=False)
+        else:
+            SENT_FRAMES.inc()
 
     def _tamper_changed(self, channel: CameraChannel, state: TamperState, snapshot: bytes | None) -> None:
         camera = channel.camera
@@ -344,6 +346,22 @@ class CameraIngest(Service):
                         evidence={"back_at": int(channel.last_frame_at * 1000)},
                     )
                     channel.offline_since_ms = None
+            self._report_cameras()
+
+    def _report_cameras(self) -> None:
+        """Cameras by state for Prometheus (counts only: per-camera state is on this service's
+        own /metrics), refreshed with every health check."""
+        online = offline = tampered = 0
+        for channel in self.channels.values():
+            if channel.offline_since_ms is None and channel.last_frame_at > 0:
+                online += 1
+            else:
+                offline += 1
+            if channel.tamper_state is not None and channel.tamper_state.tampered:
+                tampered += 1
+        metrics.cameras.labels("online").set(online)
+        metrics.cameras.labels("offline").set(offline)
+        metrics.cameras.labels("tampered").set(tampered)
 
     async def dead_letter(self, *, source: str, reason: str, detail: str, payload: bytes, key: str) -> None:
         """Record a refused input (a bad pushed frame) and wait until Kafka has it."""
