@@ -1,6 +1,10 @@
 """The demo's kitchen cameras: simulated scenes served as MJPEG streams on loopback and registered
 as cameras of the demo site, so `vigil demo` exercises the real pull path (HTTP, OpenCV, gating,
-Kafka, the detector) and not a shortcut."""
+Kafka, the detector) and not a shortcut.
+
+With the trained kitchen model (the default) the cameras show real held-out photos
+(`PhotoScene`); with the simulator's colour-marker model they show the scripted cartoon kitchen.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import asyncio
 from psycopg_pool import AsyncConnectionPool
 
 from simulators.camera import DEMO_LOOP_S, DEMO_SCRIPT, KitchenScene
-from simulators.mjpeg import MjpegServer
+from simulators.mjpeg import MjpegServer, Scene
+from simulators.photo_scene import PhotoScene
 from vigil.cameras import register_camera
 from vigil.service import Service
 
@@ -22,21 +27,34 @@ class SimulatedKitchenCameras(Service):
     name = "kitchen-cameras"
 
     def __init__(
-        self, pool: AsyncConnectionPool, *, enterprise_id: str, site_id: str, cameras: int = 2
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        enterprise_id: str,
+        site_id: str,
+        cameras: int = 2,
+        photos: bool = True,
     ) -> None:
         super().__init__()
         self._pool, self.enterprise_id, self.site_id = pool, enterprise_id, site_id
-        # Different seeds place the workers differently; a time offset keeps the scripted
-        # violations of the cameras from all happening at once.
+        self.photos = photos
         self.servers = [
-            MjpegServer(
-                KitchenScene(DEMO_SCRIPT, seed=i, loop_s=DEMO_LOOP_S),
-                fps=STREAM_FPS,
-                start_s=i * DEMO_LOOP_S / (cameras + 1),
-            )
+            MjpegServer(self._scene(i, photos), fps=STREAM_FPS, start_s=self._start_s(i, cameras, photos))
             for i in range(cameras)
         ]
         self.camera_ids = [f"demo-kitchen-cam-{i + 1}" for i in range(cameras)]
+
+    @staticmethod
+    def _scene(i: int, photos: bool) -> Scene:
+        if photos:
+            return PhotoScene(offset=3 * i)  # the second camera starts halfway through the photos
+        # Different seeds place the workers differently; a time offset (below) keeps the scripted
+        # violations of the cameras from all happening at once.
+        return KitchenScene(DEMO_SCRIPT, seed=i, loop_s=DEMO_LOOP_S)
+
+    @staticmethod
+    def _start_s(i: int, cameras: int, photos: bool) -> float:
+        return 0.0 if photos else i * DEMO_LOOP_S / (cameras + 1)
 
     async def _start(self) -> None:
         for server, camera_id in zip(self.servers, self.camera_ids, strict=True):

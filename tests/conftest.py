@@ -24,7 +24,9 @@ def settings() -> Iterator[Settings]:
         assert configured.database_url and configured.kafka_bootstrap
         asyncio.run(migrate(configured.database_url))
         asyncio.run(ensure_topics(configured.kafka_bootstrap))
-        yield configured
+        # The camera tests draw the simulator's cartoon kitchens, which only its colour-marker model
+        # understands; tests of the trained kitchen model ask for it by name.
+        yield configured.model_copy(update={"vision_model": "sim-markers"})
     finally:
         infra.stop()
 

@@ -1,0 +1,57 @@
+"""ONNX export and manifest of the kitchen detector."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from models.kitchen.data import CLASSES
+from models.kitchen.net import ExportWrapper, KitchenNet
+
+OPSET = 17  # onnxruntime 1.17+ runs it everywhere; nothing newer is needed by these layers
+
+# Operating points: a box must reach these scores to raise its catalogue code. Chosen on the
+# held-out split (see the model card); score_threshold only pre-filters candidates for NMS.
+VIOLATIONS = {
+    "without_mask": ("KITCHEN_NO_MASK", 0.5),
+    "mask_worn_incorrectly": ("KITCHEN_NO_MASK", 0.5),
+    "cigarette": ("KITCHEN_SMOKING", 0.5),
+}
+
+
+def export_onnx(net: KitchenNet, path: Path, size: int) -> None:
+    model = ExportWrapper(copy.deepcopy(net).eval())
+    dummy = torch.zeros(1, 3, size, size)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        input_names=["images"],
+        output_names=["output0"],
+        dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}},
+        opset_version=OPSET,
+        do_constant_folding=True,
+        dynamo=False,
+    )
+
+
+def write_manifest(onnx_path: Path, size: int, *, description: str, score_threshold: float = 0.25) -> Path:
+    lines = [
+        f'name = "{onnx_path.stem}"',
+        f'file = "{onnx_path.name}"',
+        'type = "yolo"',
+        'layout = "v8"',
+        f"input_size = [{size}, {size}]  # width, height",
+        f"classes = [{', '.join(repr(c).replace(chr(39), chr(34)) for c in CLASSES)}]",
+        f"score_threshold = {score_threshold}",
+        "iou_threshold = 0.45",
+        "max_detections = 100",
+        f"description = {description!r}".replace("'", '"'),
+    ]
+    for name, (code, score) in VIOLATIONS.items():
+        lines += ["", f"[violations.{name}]", f'code = "{code}"', f"min_score = {score}"]
+    path = onnx_path.with_suffix(".toml")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,271 @@
+"""Train the kitchen detector from the shared photos: `python -m models.kitchen.train`.
+
+One command, fixed seed and split, resumable: every epoch ends with a checkpoint in
+`--work-dir`, and running the same command again continues from it (the augmentation of epoch
+k is drawn from a generator seeded with (seed, k), so a resumed run sees the same images a
+straight one would). The best epoch by held-out mAP@0.5 (EMA weights) is exported to ONNX with
+its manifest; `python -m models.kitchen.card` then writes the model card from `vigil models eval`.
+
+Needs the `train` extra (torch, CPU build). A smoke run: `--epochs 1 --limit 16`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.kitchen.data import CLASSES, Sample, TrainSet, discover, split
+from models.kitchen.evaluate import ClassReport
+from models.kitchen.evaluate import evaluate as evaluate_model
+from models.kitchen.export import export_onnx, write_manifest
+from models.kitchen.loss import DetectionLoss
+from models.kitchen.net import KitchenNet
+from vigil.progress import Progress
+
+VAL_FRACTION = 0.15  # ~290 held-out photos: enough for a stable mAP on the two small classes
+WARMUP_EPOCHS = 2  # linear warm-up: from-scratch BatchNorm statistics are wild for the first steps
+FINAL_LR_FRACTION = 0.05  # cosine decay ends at 5 % of the peak rate
+EMA_DECAY = 0.9999  # YOLOv8's EMA; its ramp (tau) makes early epochs follow the raw weights
+EMA_TAU = 2000
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m models.kitchen.train", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+    )
+    p.add_argument("--work-dir", type=Path, default=Path("runs/kitchen"))
+    p.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent.parent, help="where kitchen.onnx/.toml go"
+    )
+    p.add_argument("--name", default="kitchen")
+    p.add_argument("--epochs", type=int, default=120)
+    p.add_argument("--size", type=int, default=384, help="square input size, a multiple of 32")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--width", type=float, default=0.5)
+    p.add_argument("--depth", type=float, default=0.67)
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--close-mosaic", type=int, default=10, help="last epochs without mosaic")
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument(
+        "--limit", type=int, default=0, help="use only the first N photos of each set (smoke runs)"
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        default="bf16",
+        help="bf16 autocast runs on AMX/AVX-512 units, ~5x faster than fp32 on this CPU (weights stay fp32)",
+    )
+    args = p.parse_args(argv)
+    if args.size % 32:
+        p.error("--size must be a multiple of 32 (the largest stride)")
+    return args
+
+
+def _collate(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, ...]:
+    images = np.stack([it[0][:, :, ::-1].transpose(2, 0, 1) for it in items])  # BGR HWC -> RGB CHW
+    most = max(1, max(len(it[1]) for it in items))
+    cls = torch.zeros(len(items), most, dtype=torch.long)
+    box = torch.zeros(len(items), most, 4)
+    valid = torch.zeros(len(items), most, dtype=torch.bool)
+    for i, (_, boxes, _) in enumerate(items):
+        n = len(boxes)
+        cls[i, :n] = torch.from_numpy(boxes[:, 0].astype(np.int64))
+        box[i, :n] = torch.from_numpy(boxes[:, 1:])
+        valid[i, :n] = True
+    labelled = torch.from_numpy(np.stack([it[2] for it in items]))
+    return torch.from_numpy(images).float().div_(255), cls, box, valid, labelled
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, object]]:
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, param in model.named_parameters():
+        # BatchNorm and biases are not decayed (decaying them only fights the normalisation).
+        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_at(epoch: float, total: int, peak: float) -> float:
+    if epoch < WARMUP_EPOCHS:
+        return peak * max(epoch / WARMUP_EPOCHS, 0.01)
+    t = (epoch - WARMUP_EPOCHS) / max(total - WARMUP_EPOCHS, 1)
+    return peak * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, updates: int) -> None:
+    d = EMA_DECAY * (1 - math.exp(-updates / EMA_TAU))
+    msd = model.state_dict()
+    for k, v in ema.state_dict().items():
+        if v.dtype.is_floating_point:
+            v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
+        else:
+            v.copy_(msd[k])
+
+
+def _evaluate(
+    ema: KitchenNet, args: argparse.Namespace, val: list[Sample], show: bool
+) -> tuple[float, list[ClassReport]]:
+    from detectors.vision.manifest import load_manifest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / f"{args.name}.onnx"
+        export_onnx(ema, onnx_path, args.size)
+        manifest = load_manifest(write_manifest(onnx_path, args.size, description="in-training check"))
+        reports = evaluate_model(manifest, val, show=show)
+    scored = [r.ap50 for r in reports if r.boxes]
+    return (float(np.mean(scored)) if scored else 0.0), reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+
+    samples = discover(args.data)
+    train, val = split(samples, args.seed, VAL_FRACTION)
+    if args.limit:
+        train = [s for src in range(2) for s in [x for x in train if x.source == src][: args.limit]]
+        val = [s for src in range(2) for s in [x for x in val if x.source == src][: max(2, args.limit // 4)]]
+    print(f"photos: {len(train)} training, {len(val)} held out (seed {args.seed})", file=sys.stderr)
+    dataset = TrainSet(train, args.size)
+
+    # channels_last lets oneDNN pick its blocked convolution kernels without reordering per layer.
+    model = KitchenNet(len(CLASSES), args.width, args.depth).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(_param_groups(model, 5e-4), lr=args.lr, betas=(0.937, 0.999))
+    loss_fn = DetectionLoss(len(CLASSES))
+
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.work_dir / "last.pt"
+    history_path = args.work_dir / "history.jsonl"
+    config = {
+        k: v
+        for k, v in vars(args).items()
+        if k in ("size", "width", "depth", "seed", "epochs", "batch", "lr", "limit", "precision")
+    }
+    start_epoch, updates, best = 0, 0, -1.0
+    if checkpoint.is_file() and not args.fresh:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state["config"] != config:
+            print(
+                f"error: {checkpoint} was made with {state['config']}, not {config}; use --fresh",
+                file=sys.stderr,
+            )
+            return 2
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, updates, best = state["epoch"] + 1, state["updates"], state["best"]
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resuming after epoch {start_epoch} (best mAP@0.5 so far {best:.3f})", file=sys.stderr)
+
+    steps_per_epoch = max(1, len(dataset) // args.batch)
+    started = time.monotonic()
+    for epoch in range(start_epoch, args.epochs):
+        rng = random.Random(args.seed * 100_003 + epoch)
+        order = list(range(len(dataset)))
+        rng.shuffle(order)
+        mosaic = epoch < args.epochs - args.close_mosaic
+        model.train()
+        totals = torch.zeros(3)
+        with Progress(steps_per_epoch, f"epoch {epoch + 1}/{args.epochs}", unit="steps") as bar:
+            for step in range(steps_per_epoch):
+                lr = _lr_at(epoch + step / steps_per_epoch, args.epochs, args.lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = [
+                    dataset.item(i, rng, mosaic) for i in order[step * args.batch : (step + 1) * args.batch]
+                ]
+                images, cls, box, valid, labelled = _collate(batch)
+                images = images.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                    feats = model(images)
+                # The assignment and the losses run in fp32: bf16's 8-bit mantissa would blur IoUs.
+                loss, parts = loss_fn([f.float() for f in feats], cls, box, valid, labelled)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)  # from-scratch spikes
+                optimizer.step()
+                updates += 1
+                _ema_update(ema, model, updates)
+                totals += parts
+                bar.advance()
+        record: dict[str, object] = {
+            "epoch": epoch + 1,
+            "loss_box_cls_dfl": [round(float(x) / steps_per_epoch, 4) for x in totals],
+            "lr": round(lr, 6),
+            "elapsed_s": round(time.monotonic() - started, 1),
+        }
+        last = epoch + 1 == args.epochs
+        if last or (epoch + 1) % args.eval_every == 0:
+            score, reports = _evaluate(ema, args, val, show=False)
+            record["map50"] = round(score, 4)
+            record["per_class_ap50"] = {r.name: round(r.ap50, 4) for r in reports}
+            if score > best:
+                best = score
+                torch.save(
+                    {"ema": ema.state_dict(), "epoch": epoch + 1, "map50": score, "config": config},
+                    args.work_dir / "best.pt",
+                )
+        print(json.dumps(record), file=sys.stderr)
+        with history_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        tmp = checkpoint.with_suffix(".tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "updates": updates,
+                "best": best,
+                "config": config,
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp,
+        )
+        tmp.replace(checkpoint)  # atomic: a kill mid-save leaves the previous checkpoint
+
+    best_path = args.work_dir / "best.pt"
+    state = torch.load(
+        best_path if best_path.is_file() else checkpoint, map_location="cpu", weights_only=False
+    )
+    ema.load_state_dict(state["ema"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / f"{args.name}.onnx"
+    export_onnx(ema, onnx_path, args.size)
+    manifest = write_manifest(
+        onnx_path,
+        args.size,
+        description=(
+            f"Kitchen detector (masks and cigarettes), trained from scratch on the shared photos by "
+            f"python -m models.kitchen.train (seed {args.seed}, {args.epochs} epochs, {args.size}px, "
+            f"best epoch {state.get('epoch')}). See {args.name}.md."
+        ),
+    )
+    print(f"wrote {onnx_path} and {manifest}; best held-out mAP@0.5 {best:.3f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
