@@ -18,6 +18,8 @@ from fastapi import HTTPException, Request, status
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from vigil.frames import image_size
+
 # --- limits -------------------------------------------------------------------------------------
 
 MAX_PHOTOS = 10
@@ -31,8 +33,6 @@ MAX_FORM_BYTES = MAX_PHOTOS * MAX_PHOTO_BYTES + 256 * 1024
 _MAX_FIELD_BYTES = 64 * 1024  # a description of 4000 characters is at most 16000 bytes of UTF-8
 _MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
 _FORM_FIELDS = frozenset({"description", "photos"})
-# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
-_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 # Starlette renamed its constants for 413 and 422 (the old names are deprecated); the numbers are stable.
 TOO_LARGE = 413
@@ -48,46 +48,13 @@ async def _bounded(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[b
         yield chunk
 
 
-def _dimensions(data: bytes, media_type: str) -> tuple[int, int] | None:
-    """Width and height from the image header, read before decoding (no decompression bombs)."""
-    if media_type == "image/png":
-        if len(data) < 24 or data[12:16] != b"IHDR":
-            return None
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    i, n = 2, len(data)  # JPEG: walk the marker segments to the start of frame
-    while i < n:
-        if data[i] != 0xFF:
-            return None
-        while i < n and data[i] == 0xFF:  # fill bytes
-            i += 1
-        if i >= n:
-            return None
-        marker = data[i]
-        i += 1
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, or a scan, before any frame header
-            return None
-        if i + 2 > n:
-            return None
-        length = int.from_bytes(data[i : i + 2], "big")
-        if marker in _JPEG_SOF:
-            if i + 7 > n:
-                return None
-            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 3 : i + 5], "big")
-        if length < 2:
-            return None
-        i += length
-    return None
-
-
 def _reencode(data: bytes, media_type: str, name: str) -> bytes:
     """The photo as a fresh JPEG, or an HTTPException saying why not. CPU-bound: run in a thread."""
     if not data.startswith(_MAGIC[media_type]):
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"photo {name}: the content is not {media_type}"
         )
-    size = _dimensions(data, media_type)
+    size = image_size(data, media_type)
     if size is None or 0 in size:
         raise HTTPException(UNPROCESSABLE, f"photo {name}: not a readable {media_type} image")
     if max(size) > MAX_DIMENSION:

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from vigil.errors import InvalidMessage
+from vigil.errors import InvalidMessage, show
 from vigil.events import ID_PATTERN as _ID
 from vigil.events import MIN_TS_MS, DeviceEvent, DeviceMessage, DeviceStatus, Telemetry
 from vigil.registry import Device
@@ -71,9 +71,8 @@ DEFAULT_LIMITS = Limits()
 
 
 def _show(value: object, limit: int = 60) -> str:
-    """A bounded repr of untrusted input, for detail sentences and logs."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A bounded repr of untrusted input, for detail sentences and logs (bounded in depth too)."""
+    return show(value, limit)
 
 
 def parse_topic(topic: str) -> tuple[str, str, str]:

@@ -361,7 +361,7 @@ def parse(doc: Any, *, default_name: str = "scenario", path: Path | None = None)
             raise ScenarioError(f"faults[{i}]: unknown device {target!r}; devices are: {', '.join(specs)}")
         spec = specs[target]
         known = MODELS[spec.profile].fault_specs()
-        if kind not in known:
+        if not isinstance(kind, str) or kind not in known:  # a list or mapping is unhashable
             raise ScenarioError(
                 f"faults[{i}]: unknown fault {kind!r} for {target} (a {spec.profile}); "
                 f"its faults are: {', '.join(sorted(known))}"

@@ -63,9 +63,16 @@ def check_source(source: str) -> str:
     """A camera source must be a stream URL, a video file, or 'push'; anything else is refused."""
     if source == PUSH_SOURCE:
         return source
-    parts = urlsplit(source)
+    try:
+        # urlsplit and .hostname raise ValueError on a malformed authority ("rtsp://[", a bad
+        # port): that is a refused registration, not a crash of the CLI or a 500 from the API.
+        parts = urlsplit(source)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"camera source {source!r} is not a valid URL: {exc}") from None
     if parts.scheme in STREAM_SCHEMES:
-        if not parts.hostname:
+        if not host:
             raise ConfigurationError(f"camera source {source!r} has no host")
         return source
     if parts.scheme == "file":
@@ -99,7 +106,9 @@ def parse_zones(raw: object) -> tuple[Zone, ...]:
                 raise ConfigurationError(f"zone {name!r}: each point must be [x, y] with 0 <= x, y <= 1")
             parsed.append((float(p[0]), float(p[1])))
         codes = item.get("codes", [])
-        if not isinstance(codes, list) or any(c not in known for c in codes):
+        # isinstance first: a list or object among the codes is unhashable, and a TypeError here
+        # would be a 500 from the API or, for a hand-edited row, stop the whole camera registry.
+        if not isinstance(codes, list) or any(not isinstance(c, str) or c not in known for c in codes):
             raise ConfigurationError(f"zone {name!r}: codes must be violation codes from the catalogue")
         zones.append(Zone(str(name), tuple(parsed), frozenset(codes)))
     return tuple(zones)

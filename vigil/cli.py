@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from vigil import __version__, admin
+from models import cli as models_cli
+from vigil import __version__, admin, metrics, mqtt_acl
 from vigil.errors import VigilError
 from vigil.service import Service
 from vigil.settings import Settings, get_settings
@@ -129,12 +130,19 @@ async def run_service(name: str, settings: Settings) -> int:
     if missing:
         raise VigilError(f"`vigil run {name}` needs configured infrastructure; set {', '.join(missing)}")
     service = SERVICES[name](settings)
-    await service.start()
-    log.info("%s running", name)
+    # Served before the service starts, so a service stuck starting (waiting for Kafka) is still
+    # seen by Prometheus: its process metrics are there, its own counters are not yet.
+    exposition = metrics.serve(settings.metrics_port, settings.metrics_host)
     try:
-        return await _until_signalled([service])
+        await service.start()
+        log.info("%s running", name)
+        try:
+            return await _until_signalled([service])
+        finally:
+            await service.stop()
     finally:
-        await service.stop()
+        if exposition is not None:
+            exposition.stop()
 
 
 async def demo(settings: Settings, *, with_site: bool) -> int:
@@ -149,6 +157,8 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
     s = await asyncio.to_thread(infra.start)
     services: list[Service] = []
     pool = None
+    # One exposition for the whole demo process (every service's metrics), when asked for.
+    exposition = metrics.serve(s.metrics_port, s.metrics_host)
     try:
         assert s.database_url and s.kafka_bootstrap and s.mqtt_url
         await migrate(s.database_url)
@@ -165,8 +175,9 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
             await _demo_staff(pool, site.spec.site_id)
             demo_keys = await _demo_keys(pool, site.spec.enterprise_id)
             cameras = SimulatedKitchenCameras(
-                pool, enterprise_id=site.spec.enterprise_id, site_id=site.spec.site_id
-            )
+                pool, enterprise_id=site.spec.enterprise_id, site_id=site.spec.site_id,
+                photos=s.vision_model != "sim-markers",  # the cartoon scenes are for that model only
+            )  # fmt: skip
             await cameras.start()
             services.append(cameras)
         for name, factory in SERVICES.items():
@@ -179,9 +190,10 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
             services.append(site)
             print(f"  ✓ simulated site {site.spec.site_id}: {len(site.spec.devices)} devices, "
                   f"{site.spec.devices[0].device_id} fails after {site.spec.fail_after_s:g}s")  # fmt: skip
+            shows = ("real held-out photos: faces with and without masks, cigarettes; 6 s each"
+                     if cameras.photos else "scripted: no mask, smoking, a rat, lens covered; every 2 min")
             for camera_id, server in zip(cameras.camera_ids, cameras.servers, strict=True):
-                print(f"  ✓ simulated camera {camera_id}: {server.url} (scripted: no mask, smoking, "
-                      "a rat, lens covered; every 2 min)")  # fmt: skip
+                print(f"  ✓ simulated camera {camera_id}: {server.url} ({shows}; model {s.vision_model})")
             services.append(await _NoticePrinter.start_for(s.mqtt_url, site.spec.enterprise_id))
         api = f"http://{s.api_host}:{s.api_port}"
         print(
@@ -206,6 +218,8 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         if pool is not None:
             await pool.close()
         await asyncio.to_thread(infra.stop)
+        if exposition is not None:
+            exposition.stop()
 
 
 async def _demo_keys(pool: Any, enterprise_id: str) -> dict[str, str]:
@@ -353,8 +367,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     creg.add_argument("--disabled", action="store_true")
     admin.add_parsers(sub)
-    bench = sub.add_parser("bench", help="benchmarks: throughput and latency against raw limits")
-    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    mqtt_acl.add_parsers(sub)
+    models_cli.add_parsers(sub)
+    bench = sub.add_parser(
+        "bench", help="benchmarks against raw limits; alone (or `bench all`): every one, one report"
+    )
+    bsub = bench.add_subparsers(dest="bench_command", required=False)
+    ball = bsub.add_parser("all", help="every benchmark in modest sizes, one report (as plain `bench`)")
+    for parser, default in ((bench, None), (ball, argparse.SUPPRESS)):
+        # On both, so `vigil bench --json x` and `vigil bench all --json x` work; SUPPRESS keeps
+        # the subcommand's absent options from overwriting what was given before it.
+        parser.add_argument("--json", metavar="PATH", default=default, help="also write the report as JSON")
+        parser.add_argument(
+            "--faults", action="store_true", default=default or False, help="add the quick fault suite"
+        )
+        parser.add_argument(
+            "--only", action="append", default=default, choices=["vision", "telemetry", "storage", "scale"],
+            help="only this section (repeatable)",
+        )  # fmt: skip
+    bs = bsub.add_parser("scale", help="1 and 2 telemetry detector processes in one consumer group")
+    bs.add_argument("--messages", type=int, default=100_000, help="readings in each run's backlog")
+    bs.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
     bv = bsub.add_parser("vision", help="the vision loop against raw onnxruntime, same model and batch")
     bv.add_argument("--model", default=None, help="manifest name or path (default: the compute stand-in)")
     bv.add_argument("--batch", type=int, default=8)
@@ -366,6 +399,12 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--messages", type=int, default=50_000, help="readings per measured stage")
     bt.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
     bt.add_argument("--latency-s", type=float, default=10.0, help="seconds of the real-time latency stream")
+    bf = bsub.add_parser(
+        "faults", help="kill -9 each service, cut the database, Kafka, MQTT; a 10x burst: nothing lost"
+    )
+    bf.add_argument("--quick", action="store_true", help="the CI-sized suite (a few minutes)")
+    bf.add_argument("--fault", action="append", help="only this fault (repeatable): 'kill -9 alerts'")
+    bf.add_argument("--no-overload", action="store_true", help="skip the 10x burst")
     sim = sub.add_parser("simulate", help="publish a scenario of simulated devices and faults (YAML)")
     sim.add_argument("scenario", nargs="?", help="a scenario file, or a bundled scenario's name")
     sim.add_argument("--speed", type=float, default=None, help="simulated seconds a second (default: file)")
@@ -414,12 +453,29 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(register(settings, args))
         if args.command == "cameras":
             return asyncio.run(register_camera_cmd(settings, args))
-        if args.command in ("staff", "sites", "enterprises", "keys"):
+        if args.command in ("staff", "sites", "enterprises", "keys", "retention"):
             return asyncio.run(admin.run(settings, args))
+        if args.command == "models":
+            return models_cli.run(args)
+        if args.command == "mqtt":
+            return asyncio.run(mqtt_acl.run(settings, args))
         if args.command in ("simulate", "record", "replay"):
             from simulators.scenario import device_traffic_command
 
             return asyncio.run(device_traffic_command(settings, args))
+        if args.command == "bench" and args.bench_command == "faults":
+            from vigil.faults.faults import bench_faults
+
+            overload = not args.no_overload
+            return asyncio.run(bench_faults(quick=args.quick, faults=args.fault, overload=overload))
+        if args.command == "bench" and args.bench_command in (None, "all"):
+            from vigil.bench_report import run_bench_report
+
+            return asyncio.run(run_bench_report(settings, args))
+        if args.command == "bench" and args.bench_command == "scale":
+            from detectors.bench_scale import run_scale_bench
+
+            return asyncio.run(run_scale_bench(settings, args))
         if args.command == "bench" and args.bench_command == "telemetry":
             from detectors.bench_telemetry import run_telemetry_bench
 

@@ -7,6 +7,23 @@ with backoff and dead-letter the second.
 
 from __future__ import annotations
 
+import reprlib
+
+# Bounded in depth as well as length: plain repr() of a JSON document nested a thousand levels
+# deep (orjson accepts 1024) raises RecursionError, which would turn a refusal into a crash.
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist = 3, 6, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
+def show(value: object, limit: int = 60) -> str:
+    """A bounded repr of untrusted input, for detail sentences and logs: never raises."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a hostile __repr__ cannot come from JSON, but this must never fail
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class VigilError(Exception):
     """Base of every error Vigil raises on purpose."""

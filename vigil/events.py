@@ -18,7 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from vigil.catalogue import SEVERITIES, Severity, catalogue
-from vigil.errors import InvalidMessage
+from vigil.errors import InvalidMessage, show
 
 SCHEMA_VERSION = 1
 
@@ -159,7 +159,7 @@ def _obj(raw: bytes | str) -> Json:
     if not isinstance(value, dict):
         raise InvalidMessage("not_an_object", f"expected a JSON object, got {type(value).__name__}")
     if value.get("v") != SCHEMA_VERSION:
-        raise InvalidMessage("bad_version", f"expected v={SCHEMA_VERSION}, got {value.get('v')!r}")
+        raise InvalidMessage("bad_version", f"expected v={SCHEMA_VERSION}, got {show(value.get('v'))}")
     return value
 
 
@@ -203,7 +203,7 @@ def _metrics(obj: Json) -> dict[str, float]:
     metrics = _dict(obj, "metrics")
     for name, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidMessage("bad_metric", f"metric {name!r} must be a finite number")
+            raise InvalidMessage("bad_metric", f"metric {show(name)} must be a finite number")
     return metrics
 
 
@@ -231,16 +231,16 @@ def decode_device_message(raw: bytes) -> DeviceMessage:
         if not isinstance(online, bool):
             raise InvalidMessage("bad_field", "'online' must be a boolean")
         return DeviceStatus(ent, dev, site, profile, ts, online, received)
-    raise InvalidMessage("bad_type", f"unknown device message type {kind!r}")
+    raise InvalidMessage("bad_type", f"unknown device message type {show(kind)}")
 
 
 def decode_violation(raw: bytes) -> Violation:
     obj = _obj(raw)
     if obj.get("type") != "violation":
-        raise InvalidMessage("bad_type", f"expected a violation, got {obj.get('type')!r}")
+        raise InvalidMessage("bad_type", f"expected a violation, got {show(obj.get('type'))}")
     code = _str(obj, "code")
     if code not in catalogue():
-        raise InvalidMessage("unknown_code", f"violation code {code!r} is not in the catalogue")
+        raise InvalidMessage("unknown_code", f"violation code {show(code)} is not in the catalogue")
     state = obj.get("state")
     if state not in ("active", "cleared"):
         raise InvalidMessage("bad_field", "'state' must be 'active' or 'cleared'")

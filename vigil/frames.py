@@ -19,6 +19,12 @@ SendReason = Literal["first", "motion", "keyframe", "push"]
 SEND_REASONS: tuple[str, ...] = get_args(SendReason)
 JPEG_MAGIC = b"\xff\xd8\xff"
 CONTENT_TYPE = "image/jpeg"
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size.
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+# The largest frame a camera may push: 8K UHD (7680x4320) or its portrait, and no side over 8192.
+# Decoding it takes about 100 MB; anything larger is not a camera frame.
+MAX_FRAME_PIXELS = 7680 * 4320
+MAX_FRAME_SIDE = 8192
 
 Headers = list[tuple[str, bytes]]
 
@@ -71,3 +77,40 @@ def decode_frame_meta(headers: Sequence[tuple[str, bytes]], value: bytes | None,
     if not value or not value.startswith(JPEG_MAGIC):
         raise InvalidMessage("not_jpeg", "the record value is not a JPEG image")
     return FrameMeta(found["camera_id"], found["enterprise_id"], found["site_id"], ts, seq, reason)  # type: ignore[arg-type]
+
+
+def image_size(data: bytes, media_type: str = CONTENT_TYPE) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's or PNG's header, or None when the header cannot be read.
+
+    Read before decoding, because a decoder allocates the declared size up front: a 600-byte JPEG
+    that claims 20000x20000 pixels costs OpenCV 1.2 GB and seconds of CPU (no decompression bombs).
+    """
+    if media_type == "image/png":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            return None
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    i, n = 2, len(data)  # JPEG: walk the marker segments to the start of frame
+    while i < n:
+        if data[i] != 0xFF:
+            return None
+        while i < n and data[i] == 0xFF:  # fill bytes
+            i += 1
+        if i >= n:
+            return None
+        marker = data[i]
+        i += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or a scan, before any frame header
+            return None
+        if i + 2 > n:
+            return None
+        length = int.from_bytes(data[i : i + 2], "big")
+        if marker in _JPEG_SOF:
+            if i + 7 > n:
+                return None
+            return int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 3 : i + 5], "big")
+        if length < 2:
+            return None
+        i += length
+    return None

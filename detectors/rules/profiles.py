@@ -403,7 +403,8 @@ def _rule(
     if not isinstance(code, str) or code not in catalogue():
         raise err(f"code {code!r} is not in the violation catalogue (vigil/data/violations.toml)")
     kind = raw.get("kind")
-    if kind not in _RULE_KEYS:
+    # A list or table is unhashable: `in` on the dict would raise TypeError, not refuse the file.
+    if not isinstance(kind, str) or kind not in _RULE_KEYS:
         raise err(f"kind {kind!r} must be one of {', '.join(_RULE_KEYS)}")
     unknown = set(raw) - _RULE_KEYS[kind]
     if unknown:

@@ -20,7 +20,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vigil.events import ID_PATTERN, MIN_TS_MS
-from vigil.frames import JPEG_MAGIC
+from vigil.frames import JPEG_MAGIC, MAX_FRAME_PIXELS, MAX_FRAME_SIDE, image_size
 from vigil.settings import Settings
 
 if TYPE_CHECKING:
@@ -96,6 +96,19 @@ def create_camera_app(ingest: CameraIngest, settings: Settings) -> FastAPI:
             )
         if not jpeg.startswith(JPEG_MAGIC):
             raise await refuse(camera_id, 422, "not_jpeg", "the body is not a JPEG image", jpeg)
+        # The size the header declares, checked before decoding: the decoder allocates it up front,
+        # so a few hundred bytes claiming 20000x20000 pixels would cost over a gigabyte.
+        size = image_size(jpeg)
+        if size is None or 0 in size:
+            raise await refuse(camera_id, 422, "corrupt_jpeg", "the JPEG header has no readable size", jpeg)
+        if max(size) > MAX_FRAME_SIDE or size[0] * size[1] > MAX_FRAME_PIXELS:
+            raise await refuse(
+                camera_id,
+                422,
+                "frame_too_large",
+                f"the frame is {size[0]}x{size[1]} pixels; at most 7680x4320 (8K) is accepted",
+                jpeg,
+            )
         frame = await asyncio.to_thread(cv2.imdecode, np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         if frame is None:
             raise await refuse(camera_id, 422, "corrupt_jpeg", "the JPEG image does not decode", jpeg)

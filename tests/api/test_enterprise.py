@@ -181,6 +181,9 @@ async def test_rectification_stores_clean_jpegs_served_to_owner_and_operator_onl
     url = f"/api/v1/alerts/{alert_id}/evidence/{shas[0]}"
     mine = await client.get(url, headers=own)
     assert mine.status_code == 200 and mine.headers["content-type"] == "image/jpeg"
+    # Never sniffed into anything else (a polyglot upload was re-encoded, and the header says so too).
+    assert mine.headers["x-content-type-options"] == "nosniff"
+    assert mine.headers["content-disposition"] == f'inline; filename="{shas[0]}.jpg"'
     assert mine.content == store.get(shas[0])
     assert (await client.get(url)).status_code == 200  # the operator token
     assert (await client.get(url, headers=other)).status_code == 404
