@@ -95,6 +95,7 @@ def time_session(path: Path, size: int, batch: int, seconds: float = 5.0) -> flo
 
 def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
+    from models.cli import default_data
     from models.kitchen.data import discover, split
     from models.kitchen.train import VAL_FRACTION
 
@@ -104,13 +105,24 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--method",
+        choices=("percentile", "minmax", "entropy"),
+        default="percentile",
+        help="how activation ranges are calibrated (percentile clips the rare outliers)",
+    )
     args = p.parse_args(argv)
     manifest = load_manifest(find_manifest(args.model))
-    train, _ = split(discover(args.data), args.seed, VAL_FRACTION)
+    train, _ = split(discover(args.data or default_data()), args.seed, VAL_FRACTION)
     calibration = train[:: max(1, len(train) // CALIBRATION_IMAGES)][:CALIBRATION_IMAGES]
     out = manifest.path.with_name(f"{manifest.name}-int8.onnx")
     size = manifest.input_size[0]
-    quantize(manifest.path, out, calibration, size)
+    methods = {
+        "percentile": CalibrationMethod.Percentile,
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+    }
+    quantize(manifest.path, out, calibration, size, methods[args.method])
     text = manifest.manifest_path.read_text(encoding="utf-8")
     text = text.replace(f'name = "{manifest.name}"', f'name = "{manifest.name}-int8"', 1)
     text = text.replace(f'file = "{manifest.path.name}"', f'file = "{out.name}"', 1)

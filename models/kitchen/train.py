@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.cli import default_data
 from models.kitchen.data import CLASSES, Sample, TrainSet, discover, split
 from models.kitchen.evaluate import ClassReport
 from models.kitchen.evaluate import evaluate as evaluate_model
@@ -42,7 +43,7 @@ EMA_TAU = 2000
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m models.kitchen.train", description=__doc__.split("\n")[0])
     p.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+        "--data", type=Path, default=None, help="datasets root ($VIGIL_DATASETS or ../shared/datasets)"
     )
     p.add_argument("--work-dir", type=Path, default=Path("runs/kitchen"))
     p.add_argument(
@@ -63,6 +64,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=0,
+        help="train at most N epochs in this run, then exit with the checkpoint saved (time-boxed runs)",
+    )
     p.add_argument(
         "--precision",
         choices=("bf16", "fp32"),
@@ -139,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    samples = discover(args.data)
+    samples = discover(args.data or default_data())
     train, val = split(samples, args.seed, VAL_FRACTION)
     if args.limit:
         train = [s for src in range(2) for s in [x for x in train if x.source == src][: args.limit]]
@@ -245,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
             tmp,
         )
         tmp.replace(checkpoint)  # atomic: a kill mid-save leaves the previous checkpoint
+        if args.stop_after and epoch + 1 - start_epoch >= args.stop_after and epoch + 1 < args.epochs:
+            print(f"stopped after epoch {epoch + 1} of {args.epochs}; run again to resume", file=sys.stderr)
+            return 0
 
     best_path = args.work_dir / "best.pt"
     state = torch.load(

@@ -5,6 +5,8 @@ are not part of the repository)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,15 @@ def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
             LABELS / source / "labels" / f"{photo.stem}.txt", root / source / "labels" / f"{photo.stem}.txt"
         )
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_model(smoke_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch model at 96 px: its weights mean little, its graph is the real thing."""
+    pytest.importorskip("torch", reason="needs the `train` extra (the test command installs it)")
+    work = tmp_path_factory.mktemp("smoke-train")
+    cmd = [sys.executable, "-m", "models.kitchen.train", "--data", str(smoke_data), "--work-dir", str(work)]
+    cmd += ["--out", str(work / "out"), "--epochs", "1", "--size", "96", "--batch", "2", "--threads", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return work / "out" / "kitchen.toml"
