@@ -126,6 +126,8 @@ def _camera(row: tuple[Any, ...]) -> Camera:
 class CameraRegistry(CachedTable[Camera]):
     """The `cameras` table, cached like the device registry: lookups are on every frame's path."""
 
+    table = "cameras"
+
     async def _fetch(self, conn: AsyncConnection[Any]) -> dict[str, Camera]:
         cur = await conn.execute(
             "SELECT camera_id, enterprise_id, site_id, source, sample_fps, zones, enabled FROM cameras"

@@ -1,8 +1,10 @@
 """The device registry as services see it: an in-memory cache of the `devices` table.
 
-Lookups are on the hot path (every MQTT message), so they never touch the database; the cache is
-refreshed periodically and, for an unknown id, at most once per `miss_refresh_s` — a flood of
-messages from unregistered devices cannot turn into a flood of queries.
+Lookups are on the hot path (every MQTT message), so they never touch the database. The cache is
+reloaded as soon as the table changes (the table's trigger NOTIFYs channel `vigil_registry`,
+migration 0008, and `refresh_forever` LISTENs), every `refresh_s` regardless, and, for an unknown
+id, at most once per `miss_refresh_s` — a flood of messages from unregistered devices cannot turn
+into a flood of queries.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The channel the registry tables' triggers notify (migration 0008); the payload is the table.
+CHANGES_CHANNEL = "vigil_registry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +36,10 @@ class Device:
 
 
 class CachedTable(Generic[T]):
-    """An in-memory copy of one registry table, keyed by id. Subclasses say how to read the rows."""
+    """An in-memory copy of one registry table, keyed by id. Subclasses say how to read the rows
+    and name their table (the payload of its change notifications)."""
+
+    table: str = ""
 
     def __init__(
         self, pool: AsyncConnectionPool, *, refresh_s: float = 30.0, miss_refresh_s: float = 1.0
@@ -58,13 +66,44 @@ class CachedTable(Generic[T]):
         log.debug("%s loaded: %d rows", type(self).__name__, len(self._rows))
 
     async def refresh_forever(self, interval_s: float) -> None:
-        """Reload every `interval_s` (run as a background task); a failed reload keeps the cache."""
+        """Reload when the table changes and at least every `interval_s` (run as a background
+        task). A failed reload keeps the cache; a lost listening connection falls back to polling
+        until it can listen again."""
         while True:
+            try:
+                await self._listen(interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("%s: change notifications lost (%s); polling", type(self).__name__, exc)
             await asyncio.sleep(interval_s)
             try:
                 await self.load()
             except Exception as exc:
                 log.warning("%s refresh failed (%s); keeping the cached copy", type(self).__name__, exc)
+
+    async def _listen(self, interval_s: float) -> None:
+        # Its own connection, not a pool's: it is held for the life of the service.
+        conninfo = self._pool.conninfo
+        if not isinstance(conninfo, str):
+            raise TypeError("the registry's pool must be made from a connection string")
+        async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGES_CHANNEL)))
+            await self.load()  # whatever changed before the LISTEN began
+            while True:
+                changed = False
+                async for note in conn.notifies(timeout=interval_s):
+                    if note.payload == self.table:
+                        changed = True
+                        break
+                if changed:
+                    log.debug("%s changed: reloading", self.table)
+                await self.load()  # on a change at once, else the periodic reload
+
+    @property
+    def loaded_at(self) -> float:
+        """time.monotonic() of the last load attempt (0 before the first)."""
+        return self._loaded_at
 
     def get(self, key: str) -> T | None:
         """Cached lookup only; never waits."""
@@ -95,6 +134,8 @@ class CachedTable(Generic[T]):
 
 
 class DeviceRegistry(CachedTable[Device]):
+    table = "devices"
+
     async def _fetch(self, conn: AsyncConnection[Any]) -> dict[str, Device]:
         cur = await conn.execute("SELECT device_id, enterprise_id, site_id, profile, attributes FROM devices")
         return {r[0]: Device(r[0], r[1], r[2], r[3], r[4] or {}) for r in await cur.fetchall()}

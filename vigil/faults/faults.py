@@ -43,9 +43,10 @@ TAIL_S = 2.0
 SETTLE_S = 2.0
 # Give up on catching up after this long (the row then reports the loss).
 RECOVERY_LIMIT_S = 120.0
-# The registries reload on a miss at most once a second (`DeviceRegistry`'s miss_refresh_s): a
-# device publishing within a second of a reload that predates its registration is refused as
-# unknown. A real device is registered well before it is installed; the suite waits this long.
+# The registries hear of a new device through the devices table's NOTIFY (migration 0008), within
+# milliseconds; a service whose listening connection is being re-made (after a fault) only learns
+# of it on a miss, at most once a second. A real device is registered well before it is
+# installed; the suite waits this long so each fault is judged on its own effects.
 REGISTERED_WAIT_S = 1.5
 # Silence between waves is not an outage: the devices' heartbeat is set far beyond a suite run.
 HEARTBEAT_S = 86_400
