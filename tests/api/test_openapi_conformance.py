@@ -85,3 +85,4 @@ def test_no_server_errors_and_no_schema_violations(running_api: tuple[str, str],
         capture_output=True, text=True, timeout=900, cwd=tmp_path,  # its reports stay out of the tree
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    print(done.stdout[-1200:])  # the summary (operations, cases generated and passed), with -s
