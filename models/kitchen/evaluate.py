@@ -40,6 +40,8 @@ class ClassReport:
     threshold: float  # the operating score
     precision: float  # at the operating score, IoU 0.5
     recall: float
+    f1_score: float  # the score that maximises F1 at IoU 0.5 on these images (a suggested operating point)
+    f1: float
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,19 +160,34 @@ def evaluate(
                 threshold=float(operating[c]),
                 precision=float(op_tp[c] / op_det[c]) if op_det[c] else float("nan"),
                 recall=float(op_tp[c] / n_gt[c]) if n_gt[c] else float("nan"),
+                **_best_f1(tp[:, 0], conf, int(n_gt[c])),
             )
         )
     return reports
 
 
+def _best_f1(tp: np.ndarray, conf: np.ndarray, n_gt: int) -> dict[str, float]:
+    """The score threshold with the best F1 at IoU 0.5, and that F1."""
+    if n_gt == 0 or len(conf) == 0:
+        return {"f1_score": float("nan"), "f1": 0.0}
+    order = np.argsort(-conf, kind="stable")
+    tps = np.cumsum(tp[order])
+    precision = tps / np.arange(1, len(order) + 1)
+    recall = tps / n_gt
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-9)
+    best = int(np.argmax(f1))
+    return {"f1_score": float(conf[order][best]), "f1": float(f1[best])}
+
+
 def format_reports(reports: Sequence[ClassReport]) -> str:
     lines = [
         f"{'class':<24}{'images':>7}{'boxes':>7}{'mAP@.5':>9}{'mAP@.5:.95':>12}{'score':>7}{'P':>7}{'R':>7}"
+        f"{'best-F1 score':>15}{'F1':>6}"
     ]
     for r in reports:
         lines.append(
             f"{r.name:<24}{r.images:>7}{r.boxes:>7}{r.ap50:>9.3f}{r.ap50_95:>12.3f}"
-            f"{r.threshold:>7.2f}{r.precision:>7.3f}{r.recall:>7.3f}"
+            f"{r.threshold:>7.2f}{r.precision:>7.3f}{r.recall:>7.3f}{r.f1_score:>15.2f}{r.f1:>6.2f}"
         )
     valid = [r for r in reports if r.boxes]
     if valid:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -53,6 +54,24 @@ class _PhotoReader(CalibrationDataReader):  # type: ignore[misc]
         return next(self._iter, None)
 
 
+def decode_nodes(model: onnx.ModelProto) -> list[str]:
+    """The nodes after the last convolutions: DFL softmax, anchor arithmetic, sigmoid, the final
+    concat. They stay fp32: the output row holds box coordinates in pixels (0..input size) beside
+    class scores (0..1), and one uint8 scale for both rounds every score to zero."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    excluded: list[str] = []
+    seen: set[str] = set()
+    pending = [o.name for o in model.graph.output]
+    while pending:
+        node = producer.get(pending.pop())
+        if node is None or node.name in seen or node.op_type == "Conv":
+            continue
+        seen.add(node.name)
+        excluded.append(node.name)
+        pending.extend(node.input)
+    return excluded
+
+
 def quantize(
     fp32: Path,
     out: Path,
@@ -64,6 +83,7 @@ def quantize(
     with tempfile.TemporaryDirectory() as tmp:
         prepped = Path(tmp) / "prepped.onnx"
         quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
+        keep_fp32 = decode_nodes(onnx.load(str(prepped)))
         quantize_static(
             str(prepped),
             str(out),
@@ -72,6 +92,7 @@ def quantize(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            nodes_to_exclude=keep_fp32,
             # Percentile clipping ignores the rare extreme activations that MinMax would stretch
             # the uint8 range for, at the cost of clipping those few values.
             calibrate_method=method,
