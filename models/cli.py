@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tomllib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -49,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.models_command == "list":
         for path in sorted(default_models_dir().glob("*.toml")):
-            try:
-                manifest = load_manifest(path)
-            except Exception as exc:  # a non-vision manifest (early-warning) or a broken one
-                print(f"{path.stem:<20} (not a vision model: {str(exc)[:60]})")
+            kind = tomllib.loads(path.read_text(encoding="utf-8")).get("type")
+            if kind != "yolo":  # the early-warning model scores telemetry, not frames
+                print(f"{path.stem:<20} ({kind} model, not for cameras)")
                 continue
+            manifest = load_manifest(path)
             w, h = manifest.input_size
             print(f"{manifest.name:<20} {w}x{h}  {', '.join(manifest.classes)}")
         return 0

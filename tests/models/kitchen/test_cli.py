@@ -1,0 +1,55 @@
+"""`vigil models list|eval` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vigil.cli import main
+
+
+def test_eval_prints_per_class_figures_and_writes_them_as_json(
+    smoke_model: Path, smoke_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "eval.json"
+    code = main(["models", "eval", "--model", str(smoke_model), "--data", str(smoke_data), "--split", "all"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "6 photos (all)" in printed and "mAP@.5:.95" in printed
+    main(
+        [
+            "models",
+            "eval",
+            "--model",
+            str(smoke_model),
+            "--data",
+            str(smoke_data),
+            "--split",
+            "all",
+            "--json",
+            str(out),
+        ]
+    )
+    rows = {r["name"]: r for r in json.loads(out.read_text())}
+    assert (
+        rows["with_mask"]["boxes"] == 2
+        and rows["without_mask"]["boxes"] == 2
+        and rows["cigarette"]["boxes"] == 2
+    )
+    assert rows["with_mask"]["images"] == 4 and rows["cigarette"]["images"] == 2  # partial labels: per source
+    for row in rows.values():
+        assert 0.0 <= row["ap50_95"] <= row["ap50"] <= 1.0 or row["boxes"] == 0
+
+
+def test_eval_without_data_says_where_it_looked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "eval", "--model", "sim-markers", "--data", str(tmp_path / "none")]) == 2
+    assert "no datasets at" in capsys.readouterr().err
+
+
+def test_list_names_the_vision_models_and_marks_the_others(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "list"]) == 0
+    printed = capsys.readouterr().out
+    assert "sim-markers          320x320" in printed
+    assert "early-warning" in printed and "not for cameras" in printed
