@@ -34,5 +34,5 @@ def test_rewrite_sets_each_class_and_lowers_the_prefilter_only_when_needed() -> 
     assert 'code = "KITCHEN_SMOKING"\nmin_score = 0.15' in text
     assert "score_threshold = 0.15" in text
     assert "score_threshold = 0.25" in rewrite(MANIFEST, {"without_mask": 0.3, "cigarette": 0.4})
-    with pytest.raises(ValueError, match="violations.rat"):
+    with pytest.raises(ValueError, match=r"violations\.rat"):
         rewrite(MANIFEST, {"rat": 0.3})
