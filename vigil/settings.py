@@ -127,8 +127,10 @@ class Settings(BaseSettings):
     ingest_http_port: int = Field(default=8001, ge=0, le=65535)
 
     # --- vision detector ---
-    # A model name from the `models` package, or a path to a manifest (.toml).
-    vision_model: str = "sim-markers"
+    # A model name from the `models` package, or a path to a manifest (.toml). `kitchen` is trained
+    # on real photos (models/kitchen.md); `kitchen-int8` is its faster int8 variant; `sim-markers`
+    # understands only the camera simulator's cartoon scenes.
+    vision_model: str = "kitchen"
     # onnxruntime execution providers, in order of preference.
     vision_providers: str = "CPUExecutionProvider"
     # Threads per onnxruntime session; 0 = onnxruntime's default (one per core).

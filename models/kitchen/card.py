@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -63,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     acc32 = evaluate(fp32, held_out)
     acc8 = evaluate(int8, held_out)
     size = fp32.input_size[0]
+    from vigil.bench_report import machine
+
+    box = machine()
     speed = {}
     for batch in (1, 8):
         speed[batch] = (time_session(fp32.path, size, batch), time_session(int8.path, size, batch))
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         *_table(acc8),
         "",
         "## Speed (bare onnxruntime sessions, this run)",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Machine: {box['cpu']}, {box['cores']} cores, load {box['load_at_start'][0]:.1f} at the start; "
         f"onnxruntime {ort.__version__}, CPUExecutionProvider, default threads. Shared machine: ratios hold, "
         "absolute figures vary.",
         "",
