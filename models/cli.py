@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
 
     from models.kitchen.data import discover, split
     from models.kitchen.evaluate import evaluate, format_reports
-    from models.kitchen.train import VAL_FRACTION
 
     manifest = load_manifest(find_manifest(args.model))
     data = args.data or default_data()
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: no datasets at {data} (pass --data or set VIGIL_DATASETS)", file=sys.stderr)
         return 2
     samples = discover(data)
-    chosen = split(samples, args.seed, VAL_FRACTION)[1] if args.split == "held-out" else samples
+    chosen = split(samples, args.seed)[1] if args.split == "held-out" else samples
     reports = evaluate(manifest, chosen)
     what = f"held-out photos (seed {args.seed})" if args.split == "held-out" else "photos (all)"
     print(f"model {manifest.name} ({manifest.path.name}), {len(chosen)} {what} from {data}")

@@ -39,9 +39,8 @@ def _table(reports: list[ClassReport]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
-    from models.kitchen.data import CLASSES, discover, split
+    from models.kitchen.data import CLASSES, VAL_FRACTION, discover, split
     from models.kitchen.quantize import time_session
-    from models.kitchen.train import VAL_FRACTION
 
     p = argparse.ArgumentParser(prog="python -m models.kitchen.card", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="kitchen")
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = load_manifest(find_manifest(args.model))
     int8 = load_manifest(find_manifest(fp32.manifest_path.with_name(f"{fp32.name}-int8.toml")))
     samples = discover(args.data or default_data())
-    train, held_out = split(samples, args.seed, VAL_FRACTION)
+    train, held_out = split(samples, args.seed)
     print("held-out accuracy, fp32 then int8", file=sys.stderr)
     acc32 = evaluate(fp32, held_out)
     acc8 = evaluate(int8, held_out)

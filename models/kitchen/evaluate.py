@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -196,9 +195,3 @@ def format_reports(reports: Sequence[ClassReport]) -> str:
             f"{np.mean([r.ap50 for r in valid]):>9.3f}{np.mean([r.ap50_95 for r in valid]):>12.3f}"
         )
     return "\n".join(lines)
-
-
-def held_out(data_root: Path, seed: int, val_fraction: float) -> list[Sample]:
-    from models.kitchen.data import discover, split
-
-    return split(discover(data_root), seed, val_fraction)[1]

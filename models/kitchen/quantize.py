@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
     from models.kitchen.data import discover, split
-    from models.kitchen.train import VAL_FRACTION
 
     p = argparse.ArgumentParser(prog="python -m models.kitchen.quantize", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="kitchen", help="manifest name or path of the fp32 model")
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     manifest = load_manifest(find_manifest(args.model))
-    train, _ = split(discover(args.data or default_data()), args.seed, VAL_FRACTION)
+    train, _ = split(discover(args.data or default_data()), args.seed)
     calibration = train[:: max(1, len(train) // CALIBRATION_IMAGES)][:CALIBRATION_IMAGES]
     out = manifest.path.with_name(f"{manifest.name}-int8.onnx")
     size = manifest.input_size[0]

@@ -49,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     from models.cli import default_data
     from models.kitchen.data import discover, split
     from models.kitchen.evaluate import evaluate
-    from models.kitchen.train import VAL_FRACTION
 
     p = argparse.ArgumentParser(
         prog="python -m models.kitchen.thresholds", description=__doc__.split("\n")[0]
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     manifest = load_manifest(find_manifest(args.model))
-    _, held_out = split(discover(args.data or default_data()), args.seed, VAL_FRACTION)
+    _, held_out = split(discover(args.data or default_data()), args.seed)
     reports = {r.name: r for r in evaluate(manifest, held_out)}
     scores = {name: rounded(reports[name].f1_score, reports[name].f1) for name in manifest.violations}
     path = manifest.manifest_path

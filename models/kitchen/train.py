@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from models.cli import default_data
-from models.kitchen.data import CLASSES, Sample, TrainSet, discover, split
+from models.kitchen.data import CLASSES, VAL_FRACTION, Sample, TrainSet, discover, split
 from models.kitchen.evaluate import ClassReport
 from models.kitchen.evaluate import evaluate as evaluate_model
 from models.kitchen.export import export_onnx, write_manifest
@@ -33,7 +33,6 @@ from models.kitchen.loss import DetectionLoss
 from models.kitchen.net import KitchenNet
 from vigil.progress import Progress
 
-VAL_FRACTION = 0.15  # ~290 held-out photos: enough for a stable mAP on the two small classes
 WARMUP_EPOCHS = 2  # linear warm-up: from-scratch BatchNorm statistics are wild for the first steps
 FINAL_LR_FRACTION = 0.05  # cosine decay ends at 5 % of the peak rate
 EMA_DECAY = 0.9999  # YOLOv8's EMA; its ramp (tau) makes early epochs follow the raw weights

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,19 @@ def test_list_names_the_vision_models_and_marks_the_others(capsys: pytest.Captur
     printed = capsys.readouterr().out
     assert "sim-markers          320x320" in printed
     assert "early-warning" in printed and "not for cameras" in printed
+
+
+def test_eval_quantize_and_card_need_no_torch(smoke_data: Path) -> None:
+    """Only training needs the `train` extra: measuring a model must work on a service machine."""
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import models.kitchen.quantize, models.kitchen.card, models.kitchen.thresholds\n"
+        "from vigil.cli import main\n"
+        f"args = ['models', 'eval', '--model', 'kitchen', '--data', {str(smoke_data)!r}, '--split', 'all']\n"
+        "raise SystemExit(main(args))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "without_mask" in done.stdout
