@@ -31,24 +31,34 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from models.kitchen.data import Sample, letterbox
+from detectors.vision.backends.yolo import YoloOnnxBackend
+from detectors.vision.manifest import ModelManifest
+from models.kitchen.data import Sample
 
 CALIBRATION_IMAGES = 200  # beyond ~100-200 images the activation ranges stop moving
 
 
 class _PhotoReader(CalibrationDataReader):  # type: ignore[misc]
-    def __init__(self, samples: Sequence[Sample], size: int, input_name: str) -> None:
-        self._iter = self._batches(samples, size, input_name)
+    """Calibration batches made by the service's own `prepare` (letterbox, RGB, 0..1, NCHW), so the
+    activation ranges are measured on exactly what the model will see in production."""
+
+    def __init__(self, samples: Sequence[Sample], manifest: ModelManifest, input_name: str) -> None:
+        self._iter = self._batches(samples, manifest, input_name)
 
     @staticmethod
-    def _batches(samples: Sequence[Sample], size: int, input_name: str) -> Iterator[dict[str, np.ndarray]]:
-        for sample in samples:
-            image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
-            if image is None:
-                continue
-            canvas, _, _ = letterbox(image, size)
-            tensor = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255
-            yield {input_name: np.ascontiguousarray(tensor)}
+    def _batches(
+        samples: Sequence[Sample], manifest: ModelManifest, input_name: str
+    ) -> Iterator[dict[str, np.ndarray]]:
+        backend = YoloOnnxBackend(manifest, max_batch=1)
+        try:
+            for sample in samples:
+                image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
+                if image is None:
+                    continue
+                # A copy: the backend reuses its input buffers on the next call.
+                yield {input_name: backend.prepare([image]).tensor.copy()}
+        finally:
+            backend.close()
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._iter, None)
@@ -73,12 +83,12 @@ def decode_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize(
-    fp32: Path,
+    manifest: ModelManifest,
     out: Path,
     calibration: Sequence[Sample],
-    size: int,
     method: CalibrationMethod = CalibrationMethod.Percentile,
 ) -> None:
+    fp32 = manifest.path
     input_name = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     with tempfile.TemporaryDirectory() as tmp:
         prepped = Path(tmp) / "prepped.onnx"
@@ -87,7 +97,7 @@ def quantize(
         quantize_static(
             str(prepped),
             str(out),
-            _PhotoReader(calibration, size, input_name),
+            _PhotoReader(calibration, manifest, input_name),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
@@ -136,13 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     train, _ = split(discover(args.data or default_data()), args.seed)
     calibration = train[:: max(1, len(train) // CALIBRATION_IMAGES)][:CALIBRATION_IMAGES]
     out = manifest.path.with_name(f"{manifest.name}-int8.onnx")
-    size = manifest.input_size[0]
     methods = {
         "percentile": CalibrationMethod.Percentile,
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
     }
-    quantize(manifest.path, out, calibration, size, methods[args.method])
+    quantize(manifest, out, calibration, methods[args.method])
     text = manifest.manifest_path.read_text(encoding="utf-8")
     text = text.replace(f'name = "{manifest.name}"', f'name = "{manifest.name}-int8"', 1)
     text = text.replace(f'file = "{manifest.path.name}"', f'file = "{out.name}"', 1)

@@ -19,7 +19,7 @@ def test_int8_variant_is_qdq_u8_activations_s8_weights_and_tracks_fp32(
 ) -> None:
     manifest = load_manifest(smoke_model)
     out = tmp_path / "kitchen-int8.onnx"
-    quantize(manifest.path, out, discover(smoke_data), 96, CalibrationMethod.MinMax)
+    quantize(manifest, out, discover(smoke_data), CalibrationMethod.MinMax)
 
     graph = onnx.load(str(out)).graph
     initializers = {i.name: i for i in graph.initializer}
