@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from detectors.vision.backends.yolo import YoloOnnxBackend
 from detectors.vision.manifest import ModelManifest, find_manifest, load_manifest
 from detectors.vision.service import VisionDetector
+from models.kitchen.data import SOURCES, read_labels
 from simulators.photo_scene import bundled_photos
 from tests.helpers import KafkaTail
 from vigil.cameras import register_camera
@@ -32,11 +33,11 @@ def kitchen() -> ModelManifest:
 
 
 def labelled(photo: Path, image: np.ndarray) -> np.ndarray:
-    source = "cigarettes" if photo.stem.startswith("cigarette") else "masks"
-    rows = np.loadtxt(LABELS / source / "labels" / f"{photo.stem}.txt", ndmin=2)
+    """The photo's labelled boxes, x1 y1 x2 y2 in its pixels (read as training reads them)."""
+    source = SOURCES[1] if photo.stem.startswith("cigarette") else SOURCES[0]
+    boxes = read_labels(LABELS / source.name / "labels" / f"{photo.stem}.txt", source)[:, 1:]
     h, w = image.shape[:2]
-    cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
-    return np.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), axis=1)
+    return boxes * np.array([w, h, w, h], dtype=np.float32)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
