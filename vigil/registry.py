@@ -72,8 +72,6 @@ class CachedTable(Generic[T]):
         while True:
             try:
                 await self._listen(interval_s)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 log.warning("%s: change notifications lost (%s); polling", type(self).__name__, exc)
             await asyncio.sleep(interval_s)
@@ -91,13 +89,9 @@ class CachedTable(Generic[T]):
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGES_CHANNEL)))
             await self.load()  # whatever changed before the LISTEN began
             while True:
-                changed = False
                 async for note in conn.notifies(timeout=interval_s):
                     if note.payload == self.table:
-                        changed = True
-                        break
-                if changed:
-                    log.debug("%s changed: reloading", self.table)
+                        break  # this table changed
                 await self.load()  # on a change at once, else the periodic reload
 
     @property
