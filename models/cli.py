@@ -43,9 +43,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--seed", type=int, default=0, help="split seed; must be the one the model was trained with"
     )
     ev.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    models.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(settings: object, args: argparse.Namespace) -> int:
     from detectors.vision.manifest import default_models_dir, find_manifest, load_manifest
 
     if args.models_command == "list":

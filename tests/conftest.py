@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from shell.infra import Infrastructure
 from tests.lifecycle import Site, staffed_site
 from vigil.db import make_pool, migrate
-from vigil.infra import Infrastructure
 from vigil.kafka import ensure_topics
 from vigil.settings import Settings
 

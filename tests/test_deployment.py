@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from vigil.cli import SERVICES
+from shell.services import SERVICES
 from vigil.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,9 +90,9 @@ def test_compose_file_is_valid_against_the_compose_specification():
 
 
 def test_every_command_is_a_real_vigil_command():
-    from vigil.cli import _parser
+    from shell.cli import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     for name, service in vigil_services().items():
         args = parser.parse_args(service["command"])  # exits (fails the test) on an unknown command
         if args.command == "run":
@@ -166,9 +166,9 @@ def test_mosquitto_reads_the_generated_acl():
     volume = next(v.split(":")[0] for v in acl["volumes"] if v.split(":")[1] == "/mosquitto/auth")
     assert any(v.startswith(f"{volume}:/mosquitto/auth") for v in services["mosquitto"]["volumes"])
     assert services["mosquitto"]["depends_on"]["mqtt-acl"]["condition"] == "service_completed_successfully"
-    from vigil.cli import _parser
+    from shell.cli import build_parser
 
-    _parser().parse_args(acl["command"])
+    build_parser().parse_args(acl["command"])
 
 
 def test_dockerfile_copies_every_package_the_wheel_has():

@@ -15,8 +15,8 @@ from alerts.service import AlertService
 from api.server import ApiService
 from detectors.telemetry import TelemetryDetector
 from ingest.bridge import MqttKafkaBridge
+from shell.infra import free_port
 from tests.helpers import MqttTail, publish
-from vigil.infra import free_port
 from vigil.kafka import now_ms
 from vigil.registry import register_device
 from vigil.topics import notices_topic

@@ -22,13 +22,13 @@ from alerts.service import AlertService
 from detectors.vision.service import VisionDetector
 from ingest.bridge import MqttKafkaBridge
 from ingest.camera.service import CameraIngest
+from shell.infra import free_port
 from simulators.camera import KitchenScene, Script
 from tests.helpers import publish
 from vigil import metrics
 from vigil.cameras import register_camera
 from vigil.events import Telemetry, Violation, encode, violation_id
 from vigil.frames import FrameMeta
-from vigil.infra import free_port
 from vigil.kafka import now_ms
 from vigil.registry import register_device
 from vigil.topics import FRAMES, TELEMETRY, VIOLATIONS
@@ -94,7 +94,7 @@ def detector_process(settings) -> Iterator[str]:
         "VIGIL_DETECTOR_REPLAY_WINDOW_S": "0",
         "VIGIL_EARLY_WARNING": "false",
     }
-    process = subprocess.Popen([sys.executable, "-m", "vigil.cli", "run", "detector-telemetry"], env=env)
+    process = subprocess.Popen([sys.executable, "-m", "shell.cli", "run", "detector-telemetry"], env=env)
     try:
         yield f"http://127.0.0.1:{port}/metrics"
     finally:

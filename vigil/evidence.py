@@ -33,7 +33,7 @@ class EvidenceStore:
         sha = hashlib.sha256(jpeg).hexdigest()
         target = self.path(sha)
         if target.exists():
-            # Stored again: refresh its mtime, which retention (vigil/retention.py) reads as its
+            # Stored again: refresh its mtime, which retention (ingest/retention.py) reads as its
             # age. The caller is about to refer to it from a new alert; an old mtime would let a
             # retention pass delete it before that alert is committed.
             with contextlib.suppress(OSError):  # a read-only store (the API's mount) still reads

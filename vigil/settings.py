@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     # the embedded infrastructure's data in demo mode; required otherwise.
     evidence_dir: str | None = None
 
-    # --- retention (vigil/retention.py; `vigil retention`, and hourly in the telemetry store) ---
+    # --- retention (ingest/retention.py; `vigil retention`, and hourly in the telemetry store) ---
     # Daily telemetry partitions older than this are dropped, except the readings an alert still
     # needs (open, or ended within this period). 90 days covers a quarter's compliance report and
     # any alert's trace (at most 7 days) long after it. 0 keeps telemetry for ever.

@@ -50,22 +50,9 @@ nothing at all, not even those: the engine knows neither its metrics nor its hea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from detectors.rules.engine import DeviceState, EngineStats, Program, Rulebook, RuleEngine
 from detectors.rules.expr import ExpressionError
 from detectors.rules.profiles import Profile, ProfileError, load_profile, load_profile_text, load_profiles
-
-if TYPE_CHECKING:
-    from detectors.rules.benchmark import BenchResult
-
-
-def bench(n: int = 200_000, devices: int = 1_000) -> BenchResult:
-    """The engine alone on a mixed fleet (see `detectors.rules.benchmark`); print the result."""
-    from detectors.rules.benchmark import bench as run
-
-    return run(n, devices)
-
 
 __all__ = [
     "DeviceState",
@@ -76,7 +63,6 @@ __all__ = [
     "Program",
     "RuleEngine",
     "Rulebook",
-    "bench",
     "load_profile",
     "load_profile_text",
     "load_profiles",

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     acc32 = evaluate(fp32, held_out)
     acc8 = evaluate(int8, held_out)
     size = fp32.input_size[0]
-    from vigil.bench_report import machine
+    from vigil.machine import machine
 
     box = machine()
     speed = {}

@@ -53,7 +53,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9))
 
 
-def _match(xyxy: np.ndarray, conf: np.ndarray, gt: np.ndarray) -> np.ndarray:
+def match_detections(xyxy: np.ndarray, conf: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Greedy COCO matching of one class in one image: (n_det, n_thresholds) true-positive flags."""
     tp = np.zeros((len(xyxy), len(IOU_THRESHOLDS)), dtype=bool)
     if len(xyxy) == 0 or len(gt) == 0:
@@ -130,7 +130,7 @@ def evaluate(
                 for c in SOURCES[sample.source].class_map:
                     mine = dets.class_id == c
                     gt_c = gt[gt[:, 0] == c, 1:]
-                    tp = _match(dets.xyxy[mine], dets.confidence[mine], gt_c)
+                    tp = match_detections(dets.xyxy[mine], dets.confidence[mine], gt_c)
                     tps[c].append(tp)
                     confs[c].append(dets.confidence[mine])
                     n_gt[c] += len(gt_c)

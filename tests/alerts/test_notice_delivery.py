@@ -20,10 +20,10 @@ from psycopg_pool import AsyncConnectionPool
 from alerts.notices import NOTICE_COLUMNS, write_notice
 from alerts.notifier import Notifier
 from alerts.webhook import set_webhook, verify
+from shell.infra import free_port
 from tests.alerts.test_pipeline import wait_until
 from tests.alerts.test_store import apply, rows, violation
 from vigil import mqtt
-from vigil.infra import free_port
 from vigil.settings import Settings
 from vigil.topics import notices_topic
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import orjson
 
 from alerts.notifier import Notifier
+from shell.infra import free_port, start_mqtt
 from tests.alerts.test_pipeline import wait_until
 from tests.alerts.test_store import apply, rows, violation
 from tests.helpers import KafkaTail, MqttTail
-from vigil.infra import free_port, start_mqtt
 from vigil.topics import ALERTS, notices_topic
 
 

@@ -24,7 +24,7 @@ def start_alerts_service(settings) -> subprocess.Popen[bytes]:
         "VIGIL_DATABASE_URL": settings.database_url,
         "VIGIL_MQTT_URL": settings.mqtt_url,
     }
-    return subprocess.Popen([sys.executable, "-m", "vigil.cli", "run", "alerts"], env=env)
+    return subprocess.Popen([sys.executable, "-m", "shell.cli", "run", "alerts"], env=env)
 
 
 def violations(uid: str) -> list[Violation]:

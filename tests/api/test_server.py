@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from api import ApiService
+from shell.infra import free_port
 from tests.api.conftest import AUTH
 from vigil.errors import InfrastructureUnavailable
-from vigil.infra import free_port
 from vigil.settings import Settings
 
 

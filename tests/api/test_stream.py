@@ -279,7 +279,7 @@ async def test_without_a_token_or_without_kafka(client: httpx.AsyncClient, api_s
 
 
 async def test_unreachable_kafka_is_a_503_and_leaks_nothing(api_settings: Settings) -> None:
-    from vigil.infra import free_port
+    from shell.infra import free_port
 
     app = create_app(api_settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"}))
     async with app.router.lifespan_context(app):

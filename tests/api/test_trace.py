@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from api.trace import MAX_POINTS, bucket_width
-from ingest.storage import Partitions, Row, write_rows
+from ingest.partitions import Partitions
+from ingest.storage import Row, write_rows
 from tests.api.conftest import Seeder, bearer, make_key
 
 pytestmark = pytest.mark.integration

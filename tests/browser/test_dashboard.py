@@ -29,13 +29,14 @@ from pydantic import SecretStr
 from alerts.notifier import Notifier
 from alerts.service import AlertService
 from api.server import ApiService
-from ingest.storage import create_partitions, partitioning, write_rows
+from ingest.partitions import create_partitions, partitioning
+from ingest.storage import write_rows
+from shell.infra import free_port
 from tests.api.conftest import make_key
 from tests.browser.conftest import Pages
 from tests.lifecycle import Site, open_alert, staffed_site, violation
 from vigil.events import Violation, encode, violation_id
 from vigil.evidence import EvidenceStore
-from vigil.infra import free_port
 from vigil.settings import Settings
 from vigil.topics import VIOLATIONS
 

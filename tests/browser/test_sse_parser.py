@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 
 from api import dashboard
+from shell.infra import free_port
 from tests.browser.conftest import Pages
 from vigil.http import EmbeddedHttpServer
-from vigil.infra import free_port
 
 
 @pytest.fixture

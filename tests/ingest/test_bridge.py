@@ -15,10 +15,10 @@ import paho.mqtt.client as paho
 import pytest
 
 from ingest.bridge import MqttKafkaBridge
+from shell.faults.proxy import TcpProxy
+from shell.infra import free_port, start_kafka
 from tests.helpers import KafkaTail, publish
 from vigil.errors import InfrastructureUnavailable
-from vigil.faults.proxy import TcpProxy
-from vigil.infra import free_port, start_kafka
 from vigil.kafka import ensure_topics, now_ms
 from vigil.registry import register_device
 from vigil.settings import Settings

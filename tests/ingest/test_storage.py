@@ -15,7 +15,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from ingest.storage import Partitions, TelemetryStore, ms_to_datetime, partition_name, write_rows
+from ingest.partitions import Partitions, partition_name
+from ingest.storage import TelemetryStore, ms_to_datetime, write_rows
 from tests.helpers import KafkaTail
 from tests.outage import DatabaseProxy
 from vigil.events import DeviceStatus, Telemetry, encode

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from shell.cli import main
 from simulators.record import (
     Recorded,
     RecordingError,
@@ -26,7 +27,6 @@ from simulators.record import (
     write_recording,
 )
 from tests.helpers import MqttTail, publish
-from vigil.cli import main
 
 
 def test_lines_round_trip_text_and_binary_payloads() -> None:

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import yaml
 
+from shell.cli import main
 from simulators.devices import MODELS, Clock
 from simulators.record import read_recording
 from simulators.scenario import (
@@ -29,7 +30,6 @@ from simulators.scenario import (
     render_to,
 )
 from tests.helpers import MqttTail
-from vigil.cli import main
 from vigil.kafka import now_ms
 
 MINIMAL: dict[str, Any] = {

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.vigil.conftest import NewDatabase
-from tests.vigil.test_migrations import VERSIONS, _expected, _seed
+from tests.vigil.test_migrations import VERSIONS, expected_rows, seed_rows
 from vigil.db import migrate
 
 try:
@@ -59,9 +59,9 @@ async def test_pg_dump_and_pg_restore_round_trip(new_database: NewDatabase, tmp_
     source = await new_database()
     await migrate(source)
     async with await psycopg.AsyncConnection.connect(source, autocommit=True) as conn:
-        await _seed(conn, VERSIONS[-1])
+        await seed_rows(conn, VERSIONS[-1])
     before = await _counts(source)
-    for table, n in _expected(VERSIONS[-1]).items():
+    for table, n in expected_rows(VERSIONS[-1]).items():
         assert before[table] == n, table  # the dump is of a database with data in every table
     assert before["schema_migrations"] == len(VERSIONS)
 

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from api import create_app
-from ingest.storage import create_partitions
+from ingest.partitions import create_partitions
 from tests.vigil.conftest import NewDatabase
 from vigil import db
 from vigil.db import MigrationError, migrate, migrations
@@ -45,7 +45,7 @@ EXPECTED: dict[int, dict[str, int]] = {
 }  # fmt: skip
 
 
-async def _seed(conn: psycopg.AsyncConnection[Any], version: int) -> None:
+async def seed_rows(conn: psycopg.AsyncConnection[Any], version: int) -> None:
     """Representative rows of every table the schema has at `version`, written as the code of
     that time wrote them (only the columns that existed then)."""
     x = conn.execute
@@ -131,7 +131,7 @@ async def _seed(conn: psycopg.AsyncConnection[Any], version: int) -> None:
             )
 
 
-def _expected(version: int) -> dict[str, int]:
+def expected_rows(version: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     for step, tables in EXPECTED.items():
         if step <= version:
@@ -169,12 +169,12 @@ async def test_data_written_at_each_migration_survives_the_rest(
     applied = await migrate(url, target=version)
     assert len(applied) == version
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await _seed(conn, version)
+        await seed_rows(conn, version)
     rest = await migrate(url)
     assert [int(name[:4]) for name in rest] == VERSIONS[version:]
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        for table, n in _expected(version).items():
+        for table, n in expected_rows(version).items():
             cur = await conn.execute(f"SELECT count(*) FROM {table}")  # table: from the dict above
             assert await cur.fetchone() == (n,), table
         cur = await conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.cli import main
+from shell.cli import main
 
 
 def test_eval_prints_per_class_figures_and_writes_them_as_json(
@@ -62,7 +62,7 @@ def test_eval_quantize_and_card_need_no_torch(smoke_data: Path) -> None:
     script = (
         "import sys; sys.modules['torch'] = None\n"
         "import models.kitchen.quantize, models.kitchen.card, models.kitchen.thresholds\n"
-        "from vigil.cli import main\n"
+        "from shell.cli import main\n"
         f"args = ['models', 'eval', '--model', 'kitchen', '--data', {str(smoke_data)!r}, '--split', 'all']\n"
         "raise SystemExit(main(args))\n"
     )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.kitchen.evaluate import IOU_THRESHOLDS, _match, average_precision
+from models.kitchen.evaluate import IOU_THRESHOLDS, average_precision, match_detections
 
 
 def test_a_perfect_detector_scores_one_and_a_silent_one_zero() -> None:
     gt = np.array([[10, 10, 50, 50], [60, 60, 90, 90]], dtype=np.float32)
-    tp = _match(gt.copy(), np.array([0.9, 0.8]), gt)
+    tp = match_detections(gt.copy(), np.array([0.9, 0.8]), gt)
     assert tp.all()
     assert np.allclose(average_precision(tp, np.array([0.9, 0.8]), 2), 1.0)
     empty = np.zeros((0, len(IOU_THRESHOLDS)), dtype=bool)
@@ -19,7 +19,7 @@ def test_a_perfect_detector_scores_one_and_a_silent_one_zero() -> None:
 def test_a_duplicate_box_is_a_false_positive_and_a_loose_box_only_counts_at_low_iou() -> None:
     gt = np.array([[0, 0, 100, 100]], dtype=np.float32)
     dets = np.array([[0, 0, 100, 100], [0, 0, 100, 100], [0, 0, 100, 58]], dtype=np.float32)
-    tp = _match(dets, np.array([0.9, 0.8, 0.95]), gt)
+    tp = match_detections(dets, np.array([0.9, 0.8, 0.95]), gt)
     # The loose box (IoU 0.58) has the highest score: it takes the match at 0.5 and 0.55 ...
     assert tp[2, 0] and tp[2, 1] and not tp[2, 2]
     # ... and the exact boxes match only where it could not.

@@ -1,0 +1,89 @@
+"""`vigil bench …`: every benchmark against the raw limit measured in the same run.
+
+Added to the `vigil` command through the `vigil.commands` entry point, like every command: the
+benchmarks sit above the shell, which never imports them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vigil.settings import Settings
+
+
+def add_parsers(sub: Any) -> None:
+    bench = sub.add_parser(
+        "bench", help="benchmarks against raw limits; alone (or `bench all`): every one, one report"
+    )
+    bench.set_defaults(handler=_report)
+    bsub = bench.add_subparsers(dest="bench_command", required=False)
+    ball = bsub.add_parser("all", help="every benchmark in modest sizes, one report (as plain `bench`)")
+    ball.set_defaults(handler=_report)
+    for parser, default in ((bench, None), (ball, argparse.SUPPRESS)):
+        # On both, so `vigil bench --json x` and `vigil bench all --json x` work; SUPPRESS keeps
+        # the subcommand's absent options from overwriting what was given before it.
+        parser.add_argument("--json", metavar="PATH", default=default, help="also write the report as JSON")
+        parser.add_argument(
+            "--faults", action="store_true", default=default or False, help="add the quick fault suite"
+        )
+        parser.add_argument(
+            "--only", action="append", default=default, choices=["vision", "telemetry", "storage", "scale"],
+            help="only this section (repeatable)",
+        )  # fmt: skip
+    bs = bsub.add_parser("scale", help="1 and 2 telemetry detector processes in one consumer group")
+    bs.add_argument("--messages", type=int, default=100_000, help="readings in each run's backlog")
+    bs.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
+    bs.set_defaults(handler=_scale)
+    bv = bsub.add_parser("vision", help="the vision loop against raw onnxruntime, same model and batch")
+    bv.add_argument("--model", default=None, help="manifest name or path (default: the compute stand-in)")
+    bv.add_argument("--batch", type=int, default=8)
+    bv.add_argument("--frames", type=int, default=400, help="frames through the full loop")
+    bv.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    bv.set_defaults(handler=_vision)
+    bt = bsub.add_parser(
+        "telemetry", help="MQTT → alert, ingest, detector and rules against raw MQTT and Kafka"
+    )
+    bt.add_argument("--messages", type=int, default=50_000, help="readings per measured stage")
+    bt.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
+    bt.add_argument("--latency-s", type=float, default=10.0, help="seconds of the real-time latency stream")
+    bt.set_defaults(handler=_telemetry)
+    bf = bsub.add_parser(
+        "faults", help="kill -9 each service, cut the database, Kafka, MQTT; a 10x burst: nothing lost"
+    )
+    bf.add_argument("--quick", action="store_true", help="the CI-sized suite (a few minutes)")
+    bf.add_argument("--fault", action="append", help="only this fault (repeatable): 'kill -9 alerts'")
+    bf.add_argument("--no-overload", action="store_true", help="skip the 10x burst")
+    bf.set_defaults(handler=_faults)
+
+
+# Each benchmark is imported only when it runs: they pull in every service and its libraries.
+
+
+async def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.report import run_bench_report
+
+    return await run_bench_report(settings, args)
+
+
+async def _scale(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.scale import run_scale_bench
+
+    return await run_scale_bench(settings, args)
+
+
+async def _vision(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.vision import run_vision_bench
+
+    return await run_vision_bench(settings, args)
+
+
+async def _telemetry(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.telemetry import run_telemetry_bench
+
+    return await run_telemetry_bench(settings, args)
+
+
+async def _faults(settings: Settings, args: argparse.Namespace) -> int:
+    from shell.faults.faults import bench_faults
+
+    return await bench_faults(quick=args.quick, faults=args.fault, overload=not args.no_overload)

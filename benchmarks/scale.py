@@ -1,0 +1,265 @@
+"""`vigil bench scale`: telemetry detectors as separate processes in ONE Kafka consumer group,
+throughput with 1 and then 2 workers over the same kind of backlog.
+
+Each run gets a fresh 12-partition topic holding the same readings (registered devices, one in
+ten out of its limits) and a fresh group. The workers (`python -m benchmarks.scale`, each a
+real `TelemetryDetector` with its own consumer, so two use two cores) join the group with every
+assigned partition paused; only once the group is stable (every partition owned, each worker
+owning some, no change for a while) are they all told to go. The embedded Kafka takes 5–18 s to
+form a group, and that is group formation, not throughput: it is kept out of the timing. The
+rate is readings / (last reading judged − go).
+
+A worker reports its assignment and its count of judged readings as JSON lines on stdout, and is
+stopped by closing its stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from vigil.errors import VigilError
+from vigil.progress import Progress
+from vigil.settings import Settings
+
+PARTITIONS = 12  # as vigil.telemetry.v1: enough for 12 workers
+REPORT_S = 0.1  # a worker's report interval: the timing's resolution
+# The group counts as formed when its assignment has not changed for this long: Tansu finishes a
+# join in several steps, and a worker told to go half-way would be rebalanced mid-measurement.
+STABLE_S = 3.0
+JOIN_TIMEOUT_S = 120.0  # 5-18 s per join on the embedded Kafka, more on a loaded machine
+STALL_S = 60.0  # no reading judged for this long: a worker is stuck
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+async def _worker(spec: dict[str, Any]) -> None:
+    from aiokafka import AIOKafkaConsumer as Consumer
+
+    from detectors.telemetry import TelemetryDetector
+    from vigil.settings import get_settings
+
+    # No replay on assignment: the backlog is read once, from the start, by whoever owns it.
+    s = get_settings().model_copy(update={"detector_replay_window_s": 0.0})
+    go = asyncio.Event()
+
+    class Gated(TelemetryDetector):
+        async def partitions_assigned(self, consumer: Consumer, assigned: set[TopicPartition]) -> None:
+            await super().partitions_assigned(consumer, assigned)
+            if not go.is_set():
+                consumer.pause(*assigned)
+
+    detector = Gated(s)
+    detector.topic, detector.group_id = spec["topic"], spec["group"]
+    await detector.start()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def commands() -> None:
+        while line := await reader.readline():
+            if line.strip() == b"go":
+                go.set()
+                consumer = detector._consumer
+                assert consumer is not None
+                consumer.resume(*consumer.assignment())
+
+    async def report() -> None:
+        while True:
+            consumer = detector._consumer
+            assigned = sorted(tp.partition for tp in consumer.assignment()) if consumer else []
+            line = {"assigned": assigned, "readings": detector.stats.readings, "t": time.time()}
+            sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
+            sys.stdout.buffer.flush()
+            await asyncio.sleep(REPORT_S)
+
+    reporter = asyncio.ensure_future(report())
+    try:
+        await commands()  # until stdin closes
+    finally:
+        reporter.cancel()
+        await detector.stop()
+
+
+@dataclass
+class Worker:
+    proc: asyncio.subprocess.Process
+    assigned: list[int] = field(default_factory=list)
+    readings: int = 0
+    t: float = 0.0
+    _reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, env: dict[str, str], spec: dict[str, str]) -> Worker:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", __name__, orjson.dumps(spec).decode(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        worker = cls(proc)
+        worker._reader = asyncio.ensure_future(worker._follow())
+        return worker
+
+    async def _follow(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            report = orjson.loads(line)
+            self.assigned, self.readings, self.t = report["assigned"], report["readings"], report["t"]
+
+    def send(self, command: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + b"\n")
+
+    def check(self) -> None:
+        if self.proc.returncode is not None:
+            raise VigilError(f"a scale-out worker exited with {self.proc.returncode}")
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+async def wait_for_group(workers: list[Worker], partitions: int, label: str) -> float:
+    """Until every partition is owned by exactly one worker, each worker owns some, unchanged for
+    STABLE_S; returns the seconds it took."""
+    start, since, last = time.monotonic(), time.monotonic(), None
+    with Progress(0, label, unit="s") as progress:
+        while True:
+            await asyncio.sleep(0.1)
+            progress.advance(0)
+            for w in workers:
+                w.check()
+            now = tuple(tuple(w.assigned) for w in workers)
+            owned = sorted(p for a in now for p in a)
+            complete = owned == list(range(partitions)) and all(now)
+            if now != last:
+                since, last = time.monotonic(), now
+            elif complete and time.monotonic() - since >= STABLE_S:
+                return time.monotonic() - start
+            if time.monotonic() - start > JOIN_TIMEOUT_S:
+                raise VigilError(f"{label}: no stable group in {JOIN_TIMEOUT_S:.0f}s (assignments {now})")
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleRun:
+    workers: int
+    rate: float  # readings/s, from go to the last reading judged
+    join_s: float  # group formation, not timed in `rate`
+    busy_cores: float  # the whole machine's busy cores meanwhile (ours and every neighbour's)
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleReport:
+    messages: int
+    devices: int
+    runs: list[ScaleRun]
+
+    @property
+    def speedup(self) -> float:
+        return self.runs[-1].rate / self.runs[0].rate
+
+
+async def measure(
+    settings: Settings, *, messages: int, devices: int, counts: tuple[int, ...] = (1, 2)
+) -> ScaleReport:
+    from benchmarks.telemetry import ATTRIBUTES, busy_seconds, make_devices, readings
+    from shell.infra import Infrastructure
+    from vigil.db import make_pool, migrate
+    from vigil.events import encode
+    from vigil.kafka import ensure_topics, make_producer
+    from vigil.registry import register_device
+
+    tag = uuid.uuid4().hex[:6]
+    fleet = make_devices(devices, f"scale{tag}")
+    infra = Infrastructure(settings.model_copy(update={"mode": "demo"}))
+    s = await asyncio.to_thread(infra.start)
+    runs = []
+    try:
+        assert s.database_url and s.kafka_bootstrap
+        await migrate(s.database_url)
+        await ensure_topics(s.kafka_bootstrap)
+        async with make_pool(s.database_url, name="bench-scale") as pool:
+            for d in fleet:
+                ids = {"enterprise_id": d.enterprise_id, "site_id": d.site_id, "device_id": d.device_id}
+                await register_device(pool, **ids, profile=d.profile, attributes=ATTRIBUTES)
+        data = [(t.device_id.encode(), encode(t)) for t in readings(fleet, messages)]
+        env = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "VIGIL_DATABASE_URL": s.database_url}
+        for count in counts:
+            topic, group = f"bench.scale.{tag}.{count}", f"bench-scale-{tag}-{count}"
+            admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+            await admin.start()
+            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+            await admin.close()
+            producer = make_producer(s.kafka_bootstrap)
+            await producer.start()
+            with Progress(len(data), f"backlog for {count} worker(s)", unit="msgs") as progress:
+                for key, value in data:
+                    await producer.send(topic, value, key=key)
+                    progress.advance()
+                await producer.flush()
+            await producer.stop()
+            workers = [await Worker.start(env, {"topic": topic, "group": group}) for _ in range(count)]
+            try:
+                join_s = await wait_for_group(workers, PARTITIONS, f"{count} worker(s) joining")
+                busy, go = busy_seconds(), time.time()
+                for w in workers:
+                    w.send(b"go")
+                moved = time.monotonic()
+                with Progress(messages, f"{count} worker(s) judging", unit="msgs") as progress:
+                    while (done := sum(w.readings for w in workers)) < messages:
+                        await asyncio.sleep(0.05)
+                        for w in workers:
+                            w.check()
+                        if done > progress.done:
+                            progress.advance(done - progress.done)
+                            moved = time.monotonic()
+                        elif time.monotonic() - moved > STALL_S:
+                            raise VigilError(f"{count} worker(s): stuck at {done}/{messages} readings")
+                end = max(w.t for w in workers)  # the report that brought the sum to `messages`
+                cores = (busy_seconds() - busy) / (time.time() - go)
+                runs.append(ScaleRun(count, messages / (end - go), join_s, cores))
+            finally:
+                for w in workers:
+                    await w.stop()
+    finally:
+        await asyncio.to_thread(infra.stop)
+    return ScaleReport(messages, len(fleet), runs)
+
+
+def print_report(r: ScaleReport) -> None:
+    print(f"\nvigil bench scale — telemetry detectors as processes in one consumer group, "
+          f"{PARTITIONS} partitions, {r.messages:,} readings from {r.devices} devices; "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    for run in r.runs:
+        print(f"  {run.workers} worker(s): {run.rate:>9,.0f} readings/s   group formed in "
+              f"{run.join_s:4.1f} s (not timed); machine busy {run.busy_cores:.2f} cores")  # fmt: skip
+    print(f"  {r.runs[-1].workers} workers / 1 worker: {r.speedup:.2f}×")
+
+
+async def run_scale_bench(settings: Settings, args: argparse.Namespace) -> int:
+    print_report(await measure(settings, messages=args.messages, devices=args.devices))
+    return 0
+
+
+if __name__ == "__main__":  # a worker: its spec as the argument, commands on stdin, reports on stdout
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_worker(orjson.loads(sys.argv[1])))

@@ -1,0 +1,209 @@
+"""The bureau's set-up commands: `vigil migrate`, `vigil devices register`, `vigil cameras
+register`, `vigil staff …`, `vigil sites handlers …`, `vigil enterprises webhook …`, `vigil keys …`
+(who handles what, where notices go, who may call the API). Each command migrates first; the
+staff, sites, keys and enterprises commands run in one transaction. Also `vigil retention
+[--dry-run]` (ingest/retention.py), which runs its own short transactions."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import orjson
+
+from vigil.errors import VigilError
+from vigil.settings import Settings
+
+
+def add_parsers(sub: Any) -> None:
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=_migrate)
+    dev = sub.add_parser("devices", help="device registry")
+    dsub = dev.add_subparsers(dest="devices_command", required=True)
+    reg = dsub.add_parser("register", help="register (or update) a device")
+    reg.add_argument("--enterprise", required=True)
+    reg.add_argument("--site", required=True)
+    reg.add_argument("--device", required=True)
+    reg.add_argument("--profile", required=True, help="e.g. freezer, chiller")
+    reg.add_argument("--attr", action="append", help="attribute key=value (JSON values allowed)")
+    reg.set_defaults(handler=_register_device)
+    cam = sub.add_parser("cameras", help="camera registry")
+    csub = cam.add_subparsers(dest="cameras_command", required=True)
+    creg = csub.add_parser("register", help="register (or update) a camera")
+    creg.add_argument("--enterprise", required=True)
+    creg.add_argument("--site", required=True)
+    creg.add_argument("--camera", required=True)
+    creg.add_argument(
+        "--source", required=True, help="rtsp://…, http(s)://… (MJPEG), /path/video.mp4, or push"
+    )
+    creg.add_argument("--fps", type=float, default=2.0, help="sampling rate (frames analysed per second)")
+    creg.add_argument(
+        "--zones", help='JSON: [{"name": "prep", "points": [[x,y],…], "codes": ["KITCHEN_NO_MASK"]}]'
+    )
+    creg.add_argument("--disabled", action="store_true")
+    creg.set_defaults(handler=_register_camera)
+
+    staff = sub.add_parser("staff", help="the bureau's staff")
+    ssub = staff.add_subparsers(dest="staff_command", required=True)
+    add = ssub.add_parser("add", help="add (or rename) a staff member")
+    add.add_argument("staff_id")
+    add.add_argument("name")
+    away = ssub.add_parser("away", help="mark away (their active alerts move to the next handler)")
+    away.add_argument("staff_id")
+    back = ssub.add_parser("back", help="mark back from away")
+    back.add_argument("staff_id")
+
+    sites = sub.add_parser("sites", help="sites")
+    sitesub = sites.add_subparsers(dest="sites_command", required=True)
+    handlers = sitesub.add_parser("handlers", help="set a site's A (primary), B (backup), C (specialist)")
+    handlers.add_argument("site_id")
+    for slot in "abc":
+        handlers.add_argument(f"--{slot}", metavar="STAFF_ID", help=f"slot {slot.upper()} ('-' clears it)")
+
+    keys = sub.add_parser("keys", help="API keys (stored hashed; the key is printed once)")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kcreate = ksub.add_parser("create", help="create a key; the first supervisor key starts here")
+    kcreate.add_argument("--name", required=True)
+    kcreate.add_argument("--role", required=True, choices=["operator", "supervisor", "enterprise"])
+    kcreate.add_argument("--enterprise", help="the enterprise an enterprise key is scoped to")
+    krevoke = ksub.add_parser("revoke", help="revoke a key and end its sessions")
+    krevoke.add_argument("key_id")
+    ksub.add_parser("list", help="list keys (never their secrets)")
+
+    ent = sub.add_parser("enterprises", help="enterprises")
+    esub = ent.add_subparsers(dest="enterprises_command", required=True)
+    hook = esub.add_parser(
+        "webhook", help="set the enterprise's notice webhook; prints its signing secret once"
+    )
+    hook.add_argument("enterprise_id")
+    target = hook.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="https://… endpoint that receives signed notices")
+    target.add_argument("--remove", action="store_true", help="stop webhook notices")
+
+    ret = sub.add_parser(
+        "retention",
+        help="drop telemetry and delete evidence past their retention, keeping what open cases need",
+    )
+    ret.add_argument("--dry-run", action="store_true", help="report what would go, change nothing")
+    for parser in (staff, sites, keys, ent, ret):
+        parser.set_defaults(handler=run)
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts import staffing
+    from alerts.webhook import set_webhook
+    from vigil import keys
+    from vigil.db import make_pool, migrate
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    await migrate(settings.database_url)
+    if args.command == "retention":
+        return await _retention(settings, settings.database_url, dry_run=args.dry_run)
+    async with (
+        make_pool(settings.database_url, max_size=1) as pool,
+        pool.connection() as conn,
+        conn.transaction(),
+    ):
+        if args.command == "staff":
+            if args.staff_command == "add":
+                await staffing.upsert_staff(conn, args.staff_id, args.name)
+                print(f"staff {args.staff_id}: {args.name}")
+            else:
+                moved = await staffing.set_away(
+                    conn, args.staff_id, args.staff_command == "away", actor="cli"
+                )
+                print(f"staff {args.staff_id} {args.staff_command}; {len(moved)} active alert(s) re-routed")
+        elif args.command == "keys":
+            if args.keys_command == "create":
+                key_id, key = await keys.create_key(
+                    conn, name=args.name, role=args.role, enterprise_id=args.enterprise, created_by="cli"
+                )
+                print(f"key {key_id} ({args.role}{' of ' + args.enterprise if args.enterprise else ''}):")
+                print(f"{key}\n(shown once; Vigil keeps only its hash)")
+            elif args.keys_command == "revoke":
+                await keys.revoke_key(conn, args.key_id)
+                print(f"key {args.key_id} revoked; its sessions are closed")
+            else:
+                cur = await conn.execute(
+                    "SELECT key_id, role, coalesce(enterprise_id, '-'), name, revoked_at IS NOT NULL"
+                    " FROM api_keys ORDER BY created_at"
+                )
+                for key_id, role, ent_id, name, revoked in await cur.fetchall():
+                    print(f"{key_id}  {role:<10} {ent_id:<20} {name}{'  (revoked)' if revoked else ''}")
+        elif args.command == "sites":
+            given = {slot.upper(): getattr(args, slot) for slot in "abc" if getattr(args, slot) is not None}
+            if not given:
+                raise VigilError("give at least one of --a, --b, --c")
+            await staffing.set_handlers(
+                conn, args.site_id, {k: None if v == "-" else v for k, v in given.items()}
+            )
+            print(f"site {args.site_id}: " + ", ".join(f"{k}={v}" for k, v in sorted(given.items())))
+        else:
+            secret = await set_webhook(conn, args.enterprise_id, None if args.remove else args.url)
+            if secret is None:
+                print(f"{args.enterprise_id}: webhook removed")
+            else:
+                print(f"{args.enterprise_id}: notices go to {args.url}")
+                print(f"signing secret (shown once; verify X-Vigil-Signature with it): {secret}")
+    return 0
+
+
+async def _retention(settings: Settings, database_url: str, *, dry_run: bool) -> int:
+    from ingest.retention import run_retention
+
+    report = await run_retention(database_url, settings, dry_run=dry_run)
+    if report is None:
+        print("another retention pass is running (a telemetry store, or another `vigil retention`)")
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil.db import migrate
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    print("\n".join(await migrate(settings.database_url)) or "up to date")
+    return 0
+
+
+async def _register_device(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil.db import make_pool, migrate
+    from vigil.registry import register_device
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    await migrate(settings.database_url)
+    attributes = {}
+    for item in args.attr or []:
+        key, _, raw = item.partition("=")
+        attributes[key] = orjson.loads(raw) if raw[:1] in "-0123456789[{tf" else raw
+    async with make_pool(settings.database_url) as pool:
+        await register_device(
+            pool, enterprise_id=args.enterprise, site_id=args.site, device_id=args.device,
+            profile=args.profile, attributes=attributes,
+        )  # fmt: skip
+    print(f"registered {args.device} ({args.profile}) at {args.enterprise}/{args.site}")
+    return 0
+
+
+async def _register_camera(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil.cameras import register_camera
+    from vigil.db import make_pool, migrate
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    try:
+        zones = orjson.loads(args.zones) if args.zones else []
+    except orjson.JSONDecodeError as exc:
+        raise VigilError(f"--zones is not valid JSON: {exc}") from None
+    await migrate(settings.database_url)
+    async with make_pool(settings.database_url) as pool:
+        camera = await register_camera(
+            pool, enterprise_id=args.enterprise, site_id=args.site, camera_id=args.camera,
+            source=args.source, sample_fps=args.fps, zones=zones, enabled=not args.disabled,
+        )  # fmt: skip
+    print(f"registered camera {camera.camera_id} ({camera.source}, {camera.sample_fps:g} fps, "
+          f"{len(camera.zones)} zones) at {args.enterprise}/{args.site}")  # fmt: skip
+    return 0

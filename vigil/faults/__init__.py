@@ -1,6 +1,0 @@
-"""The fault suite (`vigil bench faults`): real processes, real brokers, one fault at a time."""
-
-from vigil.faults.faults import run_faults, run_faults_async
-from vigil.faults.report import FaultResult, Overload, format_table
-
-__all__ = ["FaultResult", "Overload", "format_table", "run_faults", "run_faults_async"]
