@@ -14,6 +14,9 @@ from vigil.db import make_pool, migrate
 from vigil.kafka import ensure_topics
 from vigil.settings import Settings
 
+# `new_database`: for tests that need an empty database of their own.
+pytest_plugins = ["tests.databases"]
+
 
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:

@@ -17,7 +17,7 @@ from ingest import retention
 from ingest.partitions import create_partitions, partition_name
 from ingest.retention import TRACE_MARGIN, run_retention
 from shell.cli import build_parser
-from tests.vigil.conftest import NewDatabase
+from tests.databases import NewDatabase
 from vigil.db import migrate
 from vigil.evidence import EvidenceStore
 from vigil.settings import Settings

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.vigil.conftest import NewDatabase
+from tests.databases import NewDatabase
 from tests.vigil.test_migrations import VERSIONS, expected_rows, seed_rows
 from vigil.db import migrate
 

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from api import create_app
 from ingest.partitions import create_partitions
-from tests.vigil.conftest import NewDatabase
+from tests.databases import NewDatabase
 from vigil import db
 from vigil.db import MigrationError, migrate, migrations
 from vigil.keys import create_key

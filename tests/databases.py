@@ -1,6 +1,6 @@
-"""A fresh, empty database per test on the session's real PostgreSQL server, for tests that
-migrate from nothing, restore a dump, or drop whole partitions (which must not touch the shared
-database other tests use)."""
+"""`new_database` (a fixture plugin of tests/conftest.py): a fresh, empty database per test on
+the session's real PostgreSQL server, for tests that migrate from nothing, restore a dump, or drop
+whole partitions (which must not touch the shared database other tests use)."""
 
 from __future__ import annotations
 
