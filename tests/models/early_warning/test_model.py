@@ -1,33 +1,25 @@
 """The committed early-warning model (`models/early-warning.onnx` and its manifest and card) on
-freshly simulated devices, with seeds the training never used; and the training script's data
-generation (deterministic, split by whole episodes, the runtime's own feature path).
+freshly simulated devices, with seeds the training never used.
 
 Only onnxruntime and numpy here: scikit-learn and skl2onnx are the `train` extra, absent in CI."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
 
-from detectors import early_warning as runtime
 from detectors.early_warning import CODE, FEATURES, EarlyWarning, default_manifest, load_manifest
-from models import train_early_warning as script
-from models.train_early_warning import Episode, device_risk, make_episode, messages, simulate
+from models.early_warning import train
+from models.early_warning.episodes import Episode
+from models.early_warning.evaluate import FALSE_WARNING_BUDGET
+from models.early_warning.simulation import HORIZON_MIN, messages
 from simulators.devices import Fault
 from vigil.events import DeviceEvent, Telemetry, Violation
 
-MODELS = Path(script.__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def ew() -> EarlyWarning:
-    return EarlyWarning()
+MODELS = Path(train.__file__).resolve().parents[1]  # the training command's default --out
 
 
 def feed(ew: EarlyWarning, ep: Episode) -> tuple[list[Violation], list[Telemetry]]:
@@ -55,10 +47,10 @@ def test_the_onnx_file_matches_its_manifest(ew: EarlyWarning) -> None:
     raw = tomllib.loads((MODELS / "early-warning.toml").read_text(encoding="utf-8"))
     assert raw["input_shape"] == ["N", len(FEATURES)] and raw["features"] == list(FEATURES)
     assert raw["profiles"] == ["freezer", "chiller", "boiler", "pressure_vessel"]
-    assert raw["horizon_min"] == script.HORIZON_MIN and raw["code"] == CODE
+    assert raw["horizon_min"] == HORIZON_MIN and raw["code"] == CODE
     assert 0 < m.policy.clear_below <= m.policy.threshold < 1
     # The operating point meets the false-warning budget on the held-out days it was measured on.
-    assert raw["evaluation"]["false_warnings_per_device_day"] <= script.FALSE_WARNING_BUDGET
+    assert raw["evaluation"]["false_warnings_per_device_day"] <= FALSE_WARNING_BUDGET
     # A probability per row, in [0, 1], for a batch of any size.
     p = ew.predict(np.zeros((5, len(FEATURES)), dtype=np.float32))
     assert p.shape == (5,) and np.all((p >= 0) & (p <= 1))
@@ -70,61 +62,10 @@ def test_the_model_card_records_the_operating_point_and_the_figures() -> None:
     assert "simulated only" in card.lower()
     assert f"**threshold {raw['threshold']:g}**" in card
     assert f"**{raw['confirm_min']} consecutive score" in card
-    assert "python -m models.train_early_warning" in card
+    assert "python -m models.early_warning.train" in card
     assert f"median {raw['evaluation']['lead_median_min']:.0f}" in card
     for name in FEATURES:
         assert f"`{name}`" in card
-
-
-def test_training_script_imports_without_the_train_extra() -> None:
-    code = "import sys, models.train_early_warning; assert 'sklearn' not in sys.modules, 'sklearn'"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-
-
-def test_script_and_runtime_compute_the_same_features(ew: EarlyWarning) -> None:
-    # One code path: the script builds its rows with the runtime's DeviceTrack ...
-    assert vars(script)["DeviceTrack"] is runtime.DeviceTrack
-    ep = make_episode("boiler", "pressure_creep", "test-identity:0")
-    sim = simulate(ep)
-    assert sim.x.shape[1] == len(FEATURES) and sim.ts.size > 100
-    # ... and the scorer fed the same messages scores exactly what the rows say.
-    expected_ts, expected_risk = device_risk(sim, ew.predict(sim.x))
-    got: list[tuple[int, float]] = []
-    fresh = EarlyWarning()
-    for msg in messages(ep):
-        if isinstance(msg, Telemetry):
-            r = fresh.score(ep.device, msg.ts, msg.metrics)
-            if r is not None:
-                got.append((msg.ts, r))
-        elif isinstance(msg, DeviceEvent):
-            fresh.event(ep.device, msg.ts, msg.event)
-    assert [t for t, _ in got] == expected_ts.tolist()
-    assert np.array_equal(np.array([r for _, r in got]), expected_risk)
-
-
-def test_feature_and_label_generation_is_deterministic() -> None:
-    ep = make_episode("freezer", "door_left_open", "test-determinism:0")
-    a, b = simulate(ep), simulate(ep)
-    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y) and np.array_equal(a.ts, b.ts)
-    assert a.fires == b.fires and (a.y == 1).any()  # the door left open makes the rule fire
-    assert script.plan(7) == script.plan(7)
-    parts = script.split(script.plan(7), 7)
-    assert parts == script.split(script.plan(7), 7)
-    keys = [{e.key for e in part} for part in parts.values()]
-    assert sum(map(len, keys)) == len(set().union(*keys)) == len(script.plan(7))  # disjoint, whole
-
-
-def test_labels_say_the_rule_fires_within_the_horizon() -> None:
-    ep = make_episode("pressure_vessel", "pressure_creep", "test-labels:0")
-    sim = simulate(ep)
-    [fire] = sim.fires["PRESSURE_VESSEL_OVER_PRESSURE"][:1]
-    horizon = script.HORIZON_MIN * 60_000
-    onset = ep.fault_start_ms
-    assert onset is not None
-    positive = sim.ts[sim.y == 1]
-    assert positive.size and positive.min() >= max(onset, fire - horizon) and positive.max() < fire
-    assert np.all(sim.y[(sim.ts < fire - horizon)] == 0)
 
 
 def _first_beyond(readings: list[Telemetry], metric: str, limit: float, above: bool = True) -> int:
