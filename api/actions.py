@@ -8,7 +8,7 @@ The enterprise's own moves (acknowledge, submit a rectification) arrive with ent
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import lifecycle, staffing
 from alerts.policy import Policy
-from api.alerts import _ALERT_ID_PATTERN, ACQUIRE_TIMEOUT_S, _public
+from api.alert_query import public_alert
 from api.auth import Operator, Principal
-from api.deps import Pool, refusals
+from api.deps import ACQUIRE_TIMEOUT_S, Pool, refusals
 from api.models import AlertPublic, ErrorBody
-from vigil.events import ID_PATTERN
+from api.params import ID_PATTERN, AlertId, as_utc
 
 router = APIRouter(prefix="/api/v1", tags=["lifecycle"])
 
@@ -31,7 +31,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "the alert's state does not allow this move"},
     422: {"model": ErrorBody, "description": "refused content (e.g. an empty reason)"},
 }
-AlertId = Annotated[str, Path(pattern=_ALERT_ID_PATTERN)]
 Reason = Annotated[str, Field(min_length=1, max_length=4000)]
 
 
@@ -69,7 +68,7 @@ class AssignBody(BaseModel):
         json_schema_extra={"examples": [{"staff_id": "li-na", "reason": "Zhang Wei is on leave"}]}
     )
 
-    staff_id: Annotated[str, Field(pattern=rf"^{ID_PATTERN.pattern}$")]
+    staff_id: Annotated[str, Field(pattern=ID_PATTERN)]
     reason: Annotated[str | None, Field(max_length=4000)] = None
 
 
@@ -119,7 +118,7 @@ async def _run(pool: Pool, fn: Any, *args: Any, **kwargs: Any) -> AlertPublic:
     with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             row = await fn(conn, *args, **kwargs)
-    return AlertPublic.model_validate(_public(row))
+    return public_alert(row)
 
 
 @router.post("/alerts/{alert_id}/ack", responses=_ERRORS, summary="Operator: seen, I have it")
@@ -142,9 +141,8 @@ async def verify(
 async def reject(
     principal: Operator, pool: Pool, request: Request, alert_id: AlertId, body: RejectBody
 ) -> AlertPublic:
-    deadline = body.deadline
-    if deadline is not None and deadline.tzinfo is None:
-        deadline = deadline.replace(tzinfo=UTC)  # no offset means UTC, as everywhere in the API
+    # No offset means UTC, as everywhere in the API.
+    deadline = as_utc(body.deadline) if body.deadline is not None else None
     return await _run(
         pool, lifecycle.reject, alert_id, actor=_actor(principal), reason=body.reason, deadline=deadline,
         policy=_policy(request),
@@ -225,7 +223,7 @@ async def record_visit(
 async def set_away(
     principal: Operator,
     pool: Pool,
-    staff_id: Annotated[str, Path(pattern=rf"^{ID_PATTERN.pattern}$")],
+    staff_id: Annotated[str, Path(pattern=ID_PATTERN)],
     body: AwayBody,
 ) -> AwayResult:
     with refusals():

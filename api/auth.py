@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import Pool
+from api.deps import ACQUIRE_TIMEOUT_S, Pool
+from api.models import ErrorBody
 from vigil.keys import Role, identify
 
-# How long a request waits for a pooled connection to check its credential.
-_ACQUIRE_TIMEOUT_S = 5.0
+# The refusal every route behind a credential documents.
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "no valid token"}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ async def authenticate(
         return principal
     if len(presented) > 200 or not presented.isascii():  # no key or token is this long, or not ASCII
         raise _unauthorized("invalid bearer token")
-    async with pool.connection(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
         identity = await identify(conn, presented)
     if identity is None:
         raise _unauthorized("invalid bearer token")

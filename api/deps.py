@@ -11,6 +11,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from vigil.errors import IllegalTransition, InvalidRequest, NotFound
 
+# How long a request waits for a pooled connection before the API answers 503.
+ACQUIRE_TIMEOUT_S = 5.0
+
 
 def get_pool(request: Request) -> AsyncConnectionPool[Any]:
     pool: AsyncConnectionPool[Any] | None = getattr(request.app.state, "pool", None)

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth import Authenticated, Supervisor
-from api.deps import Pool
+from api.deps import ACQUIRE_TIMEOUT_S, Pool
 from api.models import ErrorBody
 from vigil.errors import InvalidRequest, NotFound
 from vigil.events import ID_PATTERN
@@ -18,7 +18,6 @@ from vigil.keys import create_key, open_session, revoke_key
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
-_ACQUIRE_TIMEOUT_S = 5.0
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no valid credential"},
     403: {"model": ErrorBody, "description": "not allowed for this role"},
@@ -72,7 +71,7 @@ async def create_session(principal: Authenticated, pool: Pool, request: Request)
     if principal.key_id is None or principal.session:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "sessions are opened with an API key")
     ttl = timedelta(seconds=request.app.state.session_ttl_s)
-    async with pool.connection(timeout=_ACQUIRE_TIMEOUT_S) as conn:
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
         token, expires_at = await open_session(conn, principal.key_id, ttl)
     return Session(
         subject=principal.subject, role=principal.role, enterprise_id=principal.enterprise_id,
@@ -83,7 +82,7 @@ async def create_session(principal: Authenticated, pool: Pool, request: Request)
 @router.post("/keys", status_code=201, responses=_ERRORS, summary="Create an API key (shown once)")
 async def create(principal: Supervisor, pool: Pool, body: KeyCreate) -> KeyCreated:
     try:
-        async with pool.connection(timeout=_ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             key_id, key = await create_key(
                 conn, name=body.name, role=body.role, enterprise_id=body.enterprise_id,
                 created_by=principal.actor,
@@ -95,7 +94,7 @@ async def create(principal: Supervisor, pool: Pool, body: KeyCreate) -> KeyCreat
 
 @router.get("/keys", responses=_ERRORS, summary="API keys (never their secrets)")
 async def list_keys(_principal: Supervisor, pool: Pool) -> list[KeyPublic]:
-    async with pool.connection(timeout=_ACQUIRE_TIMEOUT_S) as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             "SELECT key_id, name, role, enterprise_id, created_by, created_at, last_used_at, revoked_at"
             " FROM api_keys ORDER BY created_at, key_id"
@@ -114,7 +113,7 @@ async def revoke(
     _principal: Supervisor, pool: Pool, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]
 ) -> Response:
     try:
-        async with pool.connection(timeout=_ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
             await revoke_key(conn, key_id)
     except NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None

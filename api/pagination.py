@@ -1,4 +1,5 @@
-"""Opaque keyset cursors: URL-safe base64 of the (created_at, alert_id) of the last item served.
+"""Opaque keyset cursors: URL-safe base64 of the (time, id) of the last item served, e.g. an
+alert's (created_at, alert_id) or a notice's (created_at, notice_id).
 
 Keyset rather than offset pagination, so a page is an index range scan however deep it is, and
 alerts arriving while an operator pages do not shift or repeat rows.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
+from fastapi import HTTPException, status
 
 # A real cursor is under 100 characters; anything much longer is not one of ours.
 _MAX_CURSOR_CHARS = 512
@@ -44,3 +48,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     if created_at.tzinfo is None or not alert_id or "\x00" in alert_id:
         raise InvalidCursor("cursor holds an invalid position")
     return created_at, alert_id
+
+
+def cursor_position(cursor: str) -> tuple[datetime, str]:
+    """`decode_cursor` for a route: a cursor that is not one of ours is the client's error, a 400."""
+    try:
+        return decode_cursor(cursor)
+    except InvalidCursor as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid cursor: {exc}") from None
+
+
+def split_page(
+    rows: Sequence[dict[str, Any]], limit: int, *, key: str, tiebreak: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows fetched with `LIMIT limit + 1` (the extra row says whether there is a next page): the
+    page, and the cursor after its last row (`key`, `tiebreak`), or None on the last page."""
+    page = list(rows[:limit])
+    more = len(rows) > limit
+    return page, encode_cursor(page[-1][key], page[-1][tiebreak]) if more else None

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from alerts.stats import FalseAlarmBy, GroupBy, Period, false_alarm_stats, supervision_stats
-from api.alerts import ACQUIRE_TIMEOUT_S
 from api.auth import Operator
-from api.deps import Pool
+from api.deps import ACQUIRE_TIMEOUT_S, Pool
 from api.models import (
     ErrorBody,
     FalseAlarmStats,
@@ -18,7 +17,7 @@ from api.models import (
     SupervisionStats,
     SupervisionStatsRow,
 )
-from vigil.events import ID_PATTERN
+from api.params import CODE_PATTERN, DISTRICT_PATTERN, ID_PATTERN, as_utc
 
 router = APIRouter(prefix="/api/v1/stats", tags=["stats"])
 
@@ -28,12 +27,6 @@ MAX_RANGE = timedelta(days=5 * 365 + 2)
 
 # Starlette renamed its constant for 422 (..._ENTITY is deprecated); the number is stable.
 UNPROCESSABLE = 422
-
-_ID_PATTERN = rf"^{ID_PATTERN.pattern}$"
-_CODE_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
-# District names are free text (often Chinese): word characters, spaces and a little punctuation.
-# Keeps NUL (which PostgreSQL text refuses) and oversized values out of the query: a 422.
-_DISTRICT_PATTERN = r"^[\w .()'-]{1,64}$"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no valid token"},
@@ -49,14 +42,10 @@ Until = Annotated[
 ]
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _resolve_range(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    end = _utc(until) if until is not None else datetime.now(UTC)
+    end = as_utc(until) if until is not None else datetime.now(UTC)
     try:
-        start = _utc(since) if since is not None else end - DEFAULT_RANGE
+        start = as_utc(since) if since is not None else end - DEFAULT_RANGE
     except OverflowError:  # an `until` within 30 days of year 1: a client error, not a 500
         raise HTTPException(UNPROCESSABLE, "until is too early to default since 30 days before it") from None
     if start >= end:
@@ -84,11 +73,11 @@ async def get_stats(
     period: Annotated[Period, Query(description="period length when group_by=period (UTC)")] = "month",
     since: Since = None,
     until: Until = None,
-    enterprise_id: Annotated[str | None, Query(pattern=_ID_PATTERN)] = None,
+    enterprise_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     district: Annotated[
-        str | None, Query(pattern=_DISTRICT_PATTERN, description="'unassigned' for sites without one")
+        str | None, Query(pattern=DISTRICT_PATTERN, description="'unassigned' for sites without one")
     ] = None,
-    code: Annotated[str | None, Query(pattern=_CODE_PATTERN)] = None,
+    code: Annotated[str | None, Query(pattern=CODE_PATTERN)] = None,
 ) -> SupervisionStats:
     start, end = _resolve_range(since, until)
     async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
@@ -123,7 +112,7 @@ async def get_false_alarm_stats(
     ] = "source",
     since: Since = None,
     until: Until = None,
-    enterprise_id: Annotated[str | None, Query(pattern=_ID_PATTERN)] = None,
+    enterprise_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="most false alarms first")] = 100,
 ) -> FalseAlarmStats:
     start, end = _resolve_range(since, until)

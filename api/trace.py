@@ -19,20 +19,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Authenticated
-from api.deps import Pool
+from api.deps import ACQUIRE_TIMEOUT_S, Pool
 from api.models import ErrorBody
+from api.params import AlertId
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
-
-# How long a request waits for a pooled connection before the API answers 503.
-ACQUIRE_TIMEOUT_S = 5.0
-# Same pattern as the alert routes.
-_ALERT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 DEFAULT_BEFORE_S = 1800
 DEFAULT_AFTER_S = 600
@@ -128,7 +124,7 @@ def bucket_width(start: datetime, end: datetime, max_points: int = MAX_POINTS) -
 async def get_trace(
     principal: Authenticated,
     pool: Pool,
-    alert_id: Annotated[str, Path(pattern=_ALERT_ID_PATTERN)],
+    alert_id: AlertId,
     before_s: Annotated[
         int, Query(ge=0, le=MAX_MARGIN_S, description="seconds of readings before the alert was first seen")
     ] = DEFAULT_BEFORE_S,
