@@ -38,28 +38,33 @@ import random
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from simulators.devices import MODELS, Clock, DeviceModel, Fault, make_device
 from simulators.record import PlayStats, Recorded, header, play, write_recording
-from vigil.errors import VigilError
+from vigil.config_errors import explain, key_path
+from vigil.errors import VigilError, show
 from vigil.events import ID_PATTERN
 from vigil.topics import MQTT_PREFIX
 
 SCENARIOS_DIR: Final = Path(__file__).parent / "scenarios"
 REGISTRY_SETTLE_S: Final = 1.1  # CachedTable's miss_refresh_s (1 s), and a little
 _UNITS: Final = {"s": 1.0, "min": 60.0, "h": 3600.0}
-_TOP_KEYS: Final = frozenset(
-    {"name", "description", "speed", "seed", "timezone", "start", "enterprise", "sites", "devices", "faults"}
-    | {f"duration_{u}" for u in _UNITS}
-)
-_DEVICE_KEYS: Final = frozenset({"id", "type", "profile", "site", "attributes", "model"})
-_FAULT_KEYS: Final = frozenset({"device", "fault"} | {f"{w}_{u}" for w in ("at", "for") for u in _UNITS})
+_START: Final = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")  # a time of day
 
 
 class ScenarioError(VigilError, ValueError):
@@ -140,17 +145,10 @@ class Scenario:
 
     def models(self, clock: Clock) -> list[DeviceModel]:
         return [
-            make_device(
-                d.profile,
-                d.device_id,
-                seed=f"{self.seed}/{d.key or d.device_id}",
-                attributes=d.attributes,
-                options=d.options,
-                faults=d.faults,
-                clock=clock,
-            )
+            make_device(d.profile, d.device_id, seed=f"{self.seed}/{d.key or d.device_id}",
+                        attributes=d.attributes, options=d.options, faults=d.faults, clock=clock)
             for d in self.devices
-        ]
+        ]  # fmt: skip
 
     def render(self, clock: Clock) -> Iterator[Recorded]:
         """Every message of every device, in time order, as MQTT messages stamped from `clock`."""
@@ -216,176 +214,181 @@ def bundled() -> list[Path]:
     return sorted(SCENARIOS_DIR.glob("*.yaml"))
 
 
-def _mapping(value: Any, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ScenarioError(f"{what} must be a mapping of name: value, got {type(value).__name__}")
+# The file's structure is pydantic models; what a part means against the rest of the file (a
+# device's site, a fault's device, kind and timing) is checked by `parse` after them.
+
+
+def _id(value: str) -> str:
+    if not ID_PATTERN.fullmatch(value):
+        raise ValueError(f"expected an id of 1-64 characters of A-Z a-z 0-9 _ -, got {show(value)}")
     return value
 
 
-def _id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise ScenarioError(f"{what} must be an id of 1-64 characters of A-Z a-z 0-9 _ -, got {value!r}")
+def _text(value: object) -> object:
+    """YAML reads `name: 2026` as a number, `name: 2026-01-05` as a date: either is taken as text."""
+    return str(value) if isinstance(value, int | float | date) and not isinstance(value, bool) else value
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {show(value)}; use an IANA name such as Asia/Shanghai") from None
     return value
 
 
-def _number(value: Any, what: str, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ScenarioError(f"{what} must be a number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ScenarioError(f"{what} must be {'above' if positive else 'at least'} 0, got {value:g}")
-    return float(value)
+def _start(value: object) -> time:
+    match = _START.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        hint = " (quote it: unquoted, YAML reads 21:30 as a number)" if type(value) is int else ""
+        raise ValueError(f'expected a time of day such as "21:30", got {show(value)}{hint}')
+    return time(int(match[1]), int(match[2]), int(match[3] or 0))
 
 
-def _seconds(obj: Mapping[str, Any], word: str, what: str, *, required: bool) -> float | None:
-    """`word_s`, `word_min` or `word_h` of `obj`, in seconds (exactly one, if required)."""
-    given = [(f"{word}_{u}", scale) for u, scale in _UNITS.items() if f"{word}_{u}" in obj]
+_Id = Annotated[str, AfterValidator(_id)]
+_Text = Annotated[str, BeforeValidator(_text)]
+_At = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # a time after the start
+_Length = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # a duration
+
+
+class _Table(BaseModel):  # no unknown keys, strict types (a number is never a string or a bool)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _EnterpriseTable(_Table):
+    model_config = ConfigDict(title="enterprise")
+
+    id: _Id
+    name: _Text | None = None  # default: the id
+
+
+# An enterprise given by its id alone (`enterprise: acme`) is named after it.
+_Enterprise = Annotated[_EnterpriseTable, BeforeValidator(lambda v: {"id": v} if isinstance(v, str) else v)]
+
+
+class _SiteTable(_Table):
+    model_config = ConfigDict(title="site")
+
+    id: _Id
+    name: _Text | None = None  # default: the id
+    enterprise: _Enterprise | None = None  # default: the scenario's
+
+
+class _DeviceTable(_Table):
+    model_config = ConfigDict(title="device")
+
+    id: _Id
+    type: str = Field(validation_alias=AliasChoices("type", "profile"))  # one of MODELS, checked by `parse`
+    site: str | None = None  # default: the only site
+    attributes: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None  # options of the simulation
+
+
+class _FaultTable(_Table):
+    model_config = ConfigDict(title="fault", extra="allow")  # further keys: the fault's parameters
+
+    device: str
+    fault: str
+    at_s: _At | None = None  # one of at_* is required, and one of for_* but for an incident (`parse`)
+    at_min: _At | None = None
+    at_h: _At | None = None
+    for_s: _Length | None = None
+    for_min: _Length | None = None
+    for_h: _Length | None = None
+
+
+class _ScenarioTable(_Table):
+    model_config = ConfigDict(title="scenario")
+
+    name: _Text | None = None  # default: the file's name
+    description: _Text | None = None
+    duration_s: _Length | None = None  # one of duration_* is required (`parse`)
+    duration_min: _Length | None = None
+    duration_h: _Length | None = None
+    speed: _Length = 60.0
+    seed: int = 0
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"
+    start: Annotated[time | None, BeforeValidator(_start)] = None  # default: any time of day
+    enterprise: _Enterprise | None = None  # of the sites that name none
+    sites: list[_SiteTable] | None = None
+    devices: Annotated[list[_DeviceTable], Field(min_length=1)]
+    faults: list[_FaultTable] | None = None
+
+
+def _error(loc: tuple[int | str, ...], message: str) -> ScenarioError:
+    return ScenarioError(": ".join(filter(None, (key_path(loc), message))))
+
+
+def _span(table: _Table, word: str, loc: tuple[int | str, ...], *, required: bool) -> tuple[str, float]:
+    """The key of the one `word_s`, `word_min` or `word_h` given, and its value in seconds."""
+    given = [k for k in (f"{word}_{u}" for u in _UNITS) if getattr(table, k) is not None]
     if len(given) > 1:
-        raise ScenarioError(f"{what}: give one of {', '.join(k for k, _ in given)}, not several")
-    if not given:
-        if required:
-            raise ScenarioError(f"{what}: needs {word}_min (or {word}_s, {word}_h)")
-        return None
-    key, scale = given[0]
-    return _number(obj[key], f"{what}: {key}") * scale
-
-
-def _enterprise(value: Any, what: str) -> tuple[str, str]:
-    if isinstance(value, str):
-        return _id(value, what), value
-    e = _mapping(value, what)
-    if unknown := set(e) - {"id", "name"}:
-        raise ScenarioError(f"{what}: unknown keys {sorted(unknown)}; allowed: id, name")
-    ident = _id(e.get("id"), f"{what}.id")
-    return ident, str(e.get("name") or ident)
-
-
-_START = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
+        raise _error(loc, f"give one of {', '.join(given)}, not several")
+    if required and not given:
+        raise _error(loc, f"needs {word}_min (or {word}_s, {word}_h)")
+    return (given[0], getattr(table, given[0]) * _UNITS[given[0].split("_")[1]]) if given else ("", 0.0)
 
 
 def parse(doc: Any, *, default_name: str = "scenario", path: Path | None = None) -> Scenario:
-    """A Scenario from a parsed YAML document (a ScenarioError names the offending entry)."""
-    top = _mapping(doc, "a scenario")
-    if unknown := set(top) - _TOP_KEYS:
-        raise ScenarioError(f"unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_TOP_KEYS))}")
-    duration = _seconds(top, "duration", "the scenario", required=True)
-    assert duration is not None
-    if duration <= 0:
-        raise ScenarioError("the scenario's duration must be above 0")
-    speed = _number(top.get("speed", 60), "speed", positive=True)
-    seed = top.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ScenarioError(f"seed must be an integer, got {seed!r}")
+    """A Scenario from a parsed YAML document (a ScenarioError names the key at fault)."""
     try:
-        zone: tzinfo = ZoneInfo(str(top.get("timezone", "UTC")))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ScenarioError(
-            f"unknown timezone {top.get('timezone')!r}; use an IANA name such as Asia/Shanghai"
-        ) from None
-    start = None
-    if "start" in top:
-        raw = top["start"]
-        match = _START.fullmatch(raw) if isinstance(raw, str) else None
-        if match is None:
-            hint = " (quote it: unquoted, YAML reads 21:30 as a number)" if isinstance(raw, int) else ""
-            raise ScenarioError(f'start must be a time of day such as "21:30", got {raw!r}{hint}')
-        start = time(int(match[1]), int(match[2]), int(match[3] or 0))
+        top = _ScenarioTable.model_validate(doc)
+    except ValidationError as exc:
+        raise ScenarioError(explain(exc, _ScenarioTable, mapping="mapping")) from None
+    _, duration = _span(top, "duration", (), required=True)
 
-    default_enterprise = _enterprise(top["enterprise"], "enterprise") if "enterprise" in top else None
     sites: dict[str, SiteSpec] = {}
-    raw_sites = top.get("sites") or []
-    if not isinstance(raw_sites, list):
-        raise ScenarioError("sites must be a list")
-    for i, raw in enumerate(raw_sites):
-        s = _mapping(raw, f"sites[{i}]")
-        if unknown := set(s) - {"id", "name", "enterprise"}:
-            raise ScenarioError(f"sites[{i}]: unknown keys {sorted(unknown)}; allowed: id, name, enterprise")
-        site_id = _id(s.get("id"), f"sites[{i}].id")
-        if site_id in sites:
-            raise ScenarioError(f"sites[{i}]: site {site_id!r} is declared twice")
-        ent = (
-            _enterprise(s["enterprise"], f"sites[{i}].enterprise")
-            if "enterprise" in s
-            else default_enterprise
-        )
+    for i, s in enumerate(top.sites or ()):
+        ent = s.enterprise or top.enterprise
+        if s.id in sites:
+            raise _error(("sites", i, "id"), f"site {s.id!r} is declared twice")
         if ent is None:
-            raise ScenarioError(
-                f"sites[{i}]: no enterprise (give the scenario an `enterprise`, or the site one)"
-            )
-        sites[site_id] = SiteSpec(site_id, str(s.get("name") or site_id), *ent)
+            raise _error(("sites", i), "no enterprise (give the scenario an `enterprise`, or the site one)")
+        sites[s.id] = SiteSpec(s.id, s.name or s.id, ent.id, ent.name or ent.id)
 
-    raw_devices = top.get("devices")
-    if not isinstance(raw_devices, list) or not raw_devices:
-        raise ScenarioError("devices must be a non-empty list")
     specs: dict[str, DeviceSpec] = {}
-    for i, raw in enumerate(raw_devices):
-        d = _mapping(raw, f"devices[{i}]")
-        if unknown := set(d) - _DEVICE_KEYS:
-            raise ScenarioError(
-                f"devices[{i}]: unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(_DEVICE_KEYS))}"
-            )
-        device_id = _id(d.get("id"), f"devices[{i}].id")
-        what = f"device {device_id}"
-        if device_id in specs:
-            raise ScenarioError(f"{what} is declared twice")
-        profile = d.get("type", d.get("profile"))
-        if profile not in MODELS:
-            raise ScenarioError(
-                f"{what}: unknown type {profile!r}; expected one of {', '.join(sorted(MODELS))}"
-            )
-        if "site" in d:
-            if d["site"] not in sites:
-                raise ScenarioError(
-                    f"{what}: unknown site {d['site']!r}; sites are: {', '.join(sites) or 'none'}"
-                )
-            site = sites[d["site"]]
-        elif len(sites) == 1:
-            site = next(iter(sites.values()))
-        else:
-            raise ScenarioError(f"{what}: which site? give `site` (sites are: {', '.join(sites) or 'none'})")
-        specs[device_id] = DeviceSpec(
-            device_id, str(profile), site, _mapping(d.get("attributes"), f"{what}: attributes"),
-            _mapping(d.get("model"), f"{what}: model"), key=device_id,
-        )  # fmt: skip
+    types, named = ", ".join(sorted(MODELS)), ", ".join(sites) or "none"
+    for i, d in enumerate(top.devices):
+        if d.id in specs:
+            raise _error(("devices", i, "id"), f"device {d.id} is declared twice")
+        if d.type not in MODELS:
+            raise _error(("devices", i, "type"), f"unknown type {show(d.type)}; expected one of {types}")
+        if d.site is not None and d.site not in sites:
+            raise _error(("devices", i, "site"), f"unknown site {show(d.site)}; sites are: {named}")
+        if d.site is None and len(sites) != 1:
+            raise _error(("devices", i), f"which site? give `site` (sites are: {named})")
+        site = sites[d.site] if d.site is not None else next(iter(sites.values()))
+        specs[d.id] = DeviceSpec(d.id, d.type, site, d.attributes or {}, d.model or {}, key=d.id)
 
     faults: dict[str, list[Fault]] = {k: [] for k in specs}
-    raw_faults = top.get("faults") or []
-    if not isinstance(raw_faults, list):
-        raise ScenarioError("faults must be a list")
-    for i, raw in enumerate(raw_faults):
-        f = _mapping(raw, f"faults[{i}]")
-        target, kind = f.get("device"), f.get("fault")
-        what = f"faults[{i}] ({kind} on {target})"
-        if not isinstance(target, str) or target not in specs:
-            raise ScenarioError(f"faults[{i}]: unknown device {target!r}; devices are: {', '.join(specs)}")
-        spec = specs[target]
-        known = MODELS[spec.profile].fault_specs()
-        if not isinstance(kind, str) or kind not in known:  # a list or mapping is unhashable
-            raise ScenarioError(
-                f"faults[{i}]: unknown fault {kind!r} for {target} (a {spec.profile}); "
-                f"its faults are: {', '.join(sorted(known))}"
+    ids = ", ".join(specs)
+    for i, f in enumerate(top.faults or ()):
+        if f.device not in specs:
+            raise _error(("faults", i, "device"), f"unknown device {show(f.device)}; devices are: {ids}")
+        profile = specs[f.device].profile
+        known = MODELS[profile].fault_specs()
+        if f.fault not in known:
+            raise _error(
+                ("faults", i, "fault"),
+                f"unknown fault {show(f.fault)} for {f.device} (a {profile}); "
+                f"its faults are: {', '.join(sorted(known))}",
             )
-        at = _seconds(f, "at", what, required=True)
-        lasting = known[kind].lasting
-        length = _seconds(f, "for", what, required=lasting)
-        assert at is not None
-        if not lasting and length is not None:
-            raise ScenarioError(f"{what}: {kind} happens once; it takes no for_min")
+        at_key, at = _span(f, "at", ("faults", i), required=True)
+        for_key, length = _span(f, "for", ("faults", i), required=known[f.fault].lasting)
+        if for_key and not known[f.fault].lasting:
+            raise _error(("faults", i, for_key), f"{f.fault} happens once; it takes no {for_key}")
         if at > duration:
-            raise ScenarioError(
-                f"{what}: starts at {at / 60:g} min, after the scenario's end ({duration / 60:g} min)"
+            raise _error(
+                ("faults", i, at_key),
+                f"starts at {at / 60:g} min, after the scenario's end ({duration / 60:g} min)",
             )
-        if lasting and not length:
-            raise ScenarioError(f"{what}: its duration must be above 0")
-        params = {k: v for k, v in f.items() if k not in _FAULT_KEYS}
-        faults[target].append(Fault(str(kind), at, at + (length or 0.0), params))
+        faults[f.device].append(Fault(f.fault, at, at + length, dict(f.model_extra or {})))
 
     devices = tuple(replace(spec, faults=tuple(faults[k])) for k, spec in specs.items())
     scenario = Scenario(
-        name=str(top.get("name") or default_name), duration_s=duration, devices=devices,
-        description=str(top.get("description") or "").strip(), speed=speed, seed=seed, timezone=zone,
-        start=start, path=path,
+        name=top.name or default_name, duration_s=duration, devices=devices,
+        description=(top.description or "").strip(), speed=top.speed, seed=top.seed,
+        timezone=ZoneInfo(top.timezone), start=top.start, path=path,
     )  # fmt: skip
     try:  # the models check options, attributes and fault parameters
         scenario.models(Clock())

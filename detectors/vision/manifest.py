@@ -36,29 +36,27 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import onnx
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from vigil.catalogue import catalogue
-from vigil.errors import ConfigurationError
+from vigil.config_errors import explain, key_path
+from vigil.errors import ConfigurationError, show
 
 Layout = Literal["v8", "v5", "auto"]
 LAYOUTS: tuple[Layout, ...] = get_args(Layout)
 
-_REQUIRED = ("name", "file", "type", "input_size", "classes")
-_KNOWN = frozenset(
-    {
-        *_REQUIRED,
-        "layout",
-        "score_threshold",
-        "iou_threshold",
-        "max_detections",
-        "description",
-        "violations",
-    }
-)
-_VIOLATION_KEYS = frozenset({"code", "min_score"})
 # Defaults follow the Ultralytics export conventions, so a manifest for a stock model stays short.
 _DEFAULT_SCORE = 0.25
 _DEFAULT_IOU = 0.45
@@ -136,116 +134,131 @@ def load_manifest(path: str | Path) -> ModelManifest:
 
 
 # --- parsing ---------------------------------------------------------------------------------------
+#
+# The file's structure is pydantic models; what needs the rest of the manifest or the disk (the
+# ONNX file exists, each [violations.<class>] names a class and can be reached) is a second step.
 
 
 def _error(source: Path, field: str, message: str) -> ConfigurationError:
     return ConfigurationError(f"model manifest {source}: {field}: {message}")
 
 
-def _string(source: Path, raw: Mapping[str, object], field: str) -> str:
-    value = raw[field]
-    if not isinstance(value, str) or not value.strip():
-        raise _error(source, field, f"must be a non-empty string, got {value!r}")
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError(f"expected a non-empty string, got {show(value)}")
     return value
 
 
-def _fraction(source: Path, field: str, value: object) -> float:
+def _size(value: object) -> tuple[int, int]:
+    # bool is an int subclass: `true` must not pass as 1.
+    sizes = value if isinstance(value, list) and len(value) == 2 else []
+    if not sizes or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+        raise ValueError(f"expected [width, height], two positive integers, got {show(value)}")
+    return sizes[0], sizes[1]
+
+
+def _catalogued(code: str) -> str:
+    if code not in catalogue():
+        raise ValueError(f"{show(code)} is not a code in the violation catalogue")
+    return code
+
+
+def _fraction(value: object) -> float:
     # bool is an int subclass: `true` must not pass as 1.
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise _error(source, field, f"must be a number strictly between 0 and 1, got {value!r}")
+        raise ValueError(f"expected a number strictly between 0 and 1, got {show(value)}")
     return float(value)
 
 
-def _parse(source: Path, raw: Mapping[str, object]) -> ModelManifest:
-    unknown = sorted(set(raw) - _KNOWN)
-    if unknown:
-        raise _error(
-            source, ", ".join(unknown), f"unknown key(s); known keys are {', '.join(sorted(_KNOWN))}"
-        )
-    missing = [key for key in _REQUIRED if key not in raw]
-    if missing:
-        raise _error(source, ", ".join(missing), "missing")
-
-    name = _string(source, raw, "name")
-    backend_type = _string(source, raw, "type")
-    model_path = (source.parent / _string(source, raw, "file")).resolve()
-    if not model_path.is_file():
-        raise _error(source, "file", f"{model_path} does not exist")
-
-    layout = raw.get("layout", "auto")
-    if layout not in LAYOUTS:
-        raise _error(source, "layout", f"must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-
-    size = raw["input_size"]
-    if (
-        not isinstance(size, list)
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-    ):
-        raise _error(source, "input_size", f"must be [width, height], two positive integers, got {size!r}")
-
-    classes = raw["classes"]
-    if not isinstance(classes, list) or not classes:
-        raise _error(source, "classes", "must be a non-empty list of class names")
-    if not all(isinstance(c, str) and c.strip() for c in classes):
-        raise _error(source, "classes", f"every class must be a non-empty string, got {classes!r}")
-    duplicated = sorted({c for c in classes if classes.count(c) > 1})
-    if duplicated:
-        raise _error(source, "classes", f"duplicated: {', '.join(duplicated)}")
-
-    score = _fraction(source, "score_threshold", raw.get("score_threshold", _DEFAULT_SCORE))
-    iou = _fraction(source, "iou_threshold", raw.get("iou_threshold", _DEFAULT_IOU))
-    max_detections = raw.get("max_detections", _DEFAULT_MAX_DETECTIONS)
-    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
-        raise _error(source, "max_detections", f"must be a positive integer, got {max_detections!r}")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise _error(source, "description", "must be a string")
-
-    return ModelManifest(
-        name=name,
-        path=model_path,
-        manifest_path=source,
-        type=backend_type,
-        layout=layout,
-        input_size=(size[0], size[1]),
-        classes=tuple(classes),
-        score_threshold=score,
-        iou_threshold=iou,
-        max_detections=max_detections,
-        description=description,
-        violations=MappingProxyType(_violations(source, raw.get("violations", {}), classes, score)),
-    )
+Text = Annotated[str, AfterValidator(_text)]
+Fraction = Annotated[float, PlainValidator(_fraction)]
 
 
-def _violations(source: Path, raw: object, classes: list[str], score: float) -> dict[str, ClassViolation]:
-    if not isinstance(raw, dict):
-        raise _error(source, "violations", "must be a table of [violations.<class>] tables")
-    known_codes = catalogue()
-    rules: dict[str, ClassViolation] = {}
-    for class_name, rule in raw.items():
-        field = f"violations.{class_name}"
-        if class_name not in classes:
-            raise _error(source, field, f"class {class_name!r} is not in classes {classes}")
-        if not isinstance(rule, dict):
-            raise _error(source, field, "must be a table with code and min_score")
-        unknown = sorted(set(rule) - _VIOLATION_KEYS)
-        if unknown:
-            raise _error(source, field, f"unknown key(s) {', '.join(unknown)}; known: code, min_score")
-        code = rule.get("code")
-        if not isinstance(code, str) or code not in known_codes:
-            raise _error(source, f"{field}.code", f"{code!r} is not a code in the violation catalogue")
-        min_score = _fraction(source, f"{field}.min_score", rule.get("min_score", _DEFAULT_MIN_SCORE))
+class _Table(BaseModel):
+    """A table of a manifest: no unknown keys, strict types (a number is never a string or a bool)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class _ManifestTable(_Table):
+    model_config = ConfigDict(title="model manifest")
+
+    name: Text
+    file: Text  # relative to the manifest
+    type: Text
+    layout: Layout = "auto"
+    input_size: Annotated[tuple[int, int], PlainValidator(_size)]  # width, height
+    classes: Annotated[list[Text], Field(min_length=1)]
+    score_threshold: Fraction = _DEFAULT_SCORE
+    iou_threshold: Fraction = _DEFAULT_IOU
+    max_detections: int = Field(_DEFAULT_MAX_DETECTIONS, ge=1)
+    description: str = ""
+    violations: dict[str, dict[str, Any]] = {}  # each checked by _ViolationTable, against the classes
+
+    @field_validator("classes")
+    @classmethod
+    def _unique(cls, classes: list[str]) -> list[str]:
+        duplicated = sorted({c for c in classes if classes.count(c) > 1})
+        if duplicated:
+            raise ValueError(f"duplicated: {', '.join(duplicated)}")
+        return classes
+
+
+class _ViolationTable(_Table):
+    """`[violations.<class>]`, validated with the manifest's score_threshold as context."""
+
+    model_config = ConfigDict(title="violation")
+
+    code: Annotated[str, AfterValidator(_catalogued)]
+    min_score: Fraction = Field(_DEFAULT_MIN_SCORE, validate_default=True)
+
+    @field_validator("min_score")
+    @classmethod
+    def _reachable(cls, min_score: float, info: ValidationInfo) -> float:
+        score = info.context
+        assert isinstance(score, float), "validated with the manifest's score_threshold as context"
         if min_score < score:
             # Candidates under score_threshold never reach the rule: a lower min_score would
             # silently mean score_threshold, which is not what its author wrote.
-            raise _error(
-                source,
-                f"{field}.min_score",
-                f"{min_score} is below score_threshold {score}, so it is unreachable",
-            )
-        rules[class_name] = ClassViolation(code=code, min_score=min_score)
-    return rules
+            raise ValueError(f"{min_score} is below score_threshold {score}, so it is unreachable")
+        return min_score
+
+
+def _parse(source: Path, raw: Mapping[str, object]) -> ModelManifest:
+    where = f"model manifest {source}"
+    try:
+        table = _ManifestTable.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigurationError(explain(exc, _ManifestTable, where)) from None
+
+    model_path = (source.parent / table.file).resolve()
+    if not model_path.is_file():
+        raise _error(source, "file", f"{model_path} does not exist")
+    rules: dict[str, ClassViolation] = {}
+    for class_name, rule_raw in table.violations.items():
+        at = ("violations", class_name)
+        if class_name not in table.classes:
+            raise _error(source, key_path(at), f"class {show(class_name)} is not in classes {table.classes}")
+        try:
+            rule = _ViolationTable.model_validate(rule_raw, context=table.score_threshold)
+        except ValidationError as exc:
+            raise ConfigurationError(explain(exc, _ViolationTable, where, at=at)) from None
+        rules[class_name] = ClassViolation(code=rule.code, min_score=rule.min_score)
+
+    return ModelManifest(
+        name=table.name,
+        path=model_path,
+        manifest_path=source,
+        type=table.type,
+        layout=table.layout,
+        input_size=table.input_size,
+        classes=tuple(table.classes),
+        score_threshold=table.score_threshold,
+        iou_threshold=table.iou_threshold,
+        max_detections=table.max_detections,
+        description=table.description,
+        violations=MappingProxyType(rules),
+    )
 
 
 # --- the graph cross-check -------------------------------------------------------------------------

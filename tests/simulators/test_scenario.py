@@ -97,30 +97,38 @@ STUCK = {"device": "elevator-1", "fault": "stuck_between_floors"}
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (fault(device="freezer-9"), r"faults\[0\]: unknown device 'freezer-9'; devices are: freezer-1, elev"),
+        (fault(device="freezer-9"),
+         r"faults\[0\]\.device: unknown device 'freezer-9'; devices are: freezer-1, elev"),
         (fault(fault="meltdown"),
-         r"faults\[0\]: unknown fault 'meltdown' for freezer-1 \(a freezer\); its faults are: compr"),
-        (fault(at_min=-5), r"at_min must be at least 0, got -5"),
-        (fault(for_min=-1), r"for_min must be at least 0, got -1"),
-        (fault(for_min=0), r"duration must be above 0"),
+         r"faults\[0\]\.fault: unknown fault 'meltdown' for freezer-1 \(a freezer\); its faults are: compr"),
+        (fault(at_min=-5), r"faults\[0\]\.at_min: expected a number of at least 0, got -5"),
+        (fault(for_min=-1), r"faults\[0\]\.for_min: expected a number greater than 0, got -1"),
+        (fault(for_min=0), r"faults\[0\]\.for_min: expected a number greater than 0, got 0"),
         (fault(at_min=31), r"starts at 31 min, after the scenario's end \(30 min\)"),
-        (fault(for_min=None), r"needs for_min"),
-        (fault(at_s=5), r"give one of at_s, at_min, not several"),
+        (fault(for_min=None), r"faults\[0\]: needs for_min \(or for_s, for_h\)"),
+        (fault(at_s=5), r"faults\[0\]: give one of at_s, at_min, not several"),
         (fault(device="elevator-1", fault="overspeed"), r"overspeed happens once; it takes no for_min"),
         (fault(**STUCK, passenger="yes"), r"passenger must be true or false"),
         (fault(**STUCK, victims=2), r"unknown 'victims'; allowed: passenger"),
-        ({"duration_min": -1}, r"duration_min must be at least 0"),
-        ({"duration_min": 0}, r"duration must be above 0"),
-        ({"speed": 0}, r"speed must be above 0"),
-        ({"start": 1290}, r'start must be a time of day such as "21:30", got 1290 \(quote it'),
-        ({"start": "25:00"}, r"start must be a time of day"),
+        ({"duration_min": -1}, r"duration_min: expected a number greater than 0, got -1"),
+        ({"duration_min": 0}, r"duration_min: expected a number greater than 0, got 0"),
+        ({"speed": 0}, r"speed: expected a number greater than 0, got 0"),
+        ({"start": 1290}, r'start: expected a time of day such as "21:30", got 1290 \(quote it'),
+        ({"start": "25:00"}, r"start: expected a time of day such as \"21:30\", got '25:00'"),
         ({"timezone": "Mars/Olympus"}, r"unknown timezone 'Mars/Olympus'"),
         ({"colour": "red"}, r"unknown keys \['colour'\]"),
-        ({"devices": []}, r"devices must be a non-empty list"),
-        (device(type="toaster"), r"device x: unknown type 'toaster'; expected one of boiler,"),
-        (device(site="site-2"), r"device x: unknown site 'site-2'"),
-        ({"devices": [{"id": "x", "type": "freezer"}] * 2}, r"device x is declared twice"),
-        (device(id="bad id"), r"devices\[0\].id must be an id"),
+        ({"devices": []}, r"devices: expected a non-empty list, got \[\]"),
+        (device(type="toaster"), r"devices\[0\]\.type: unknown type 'toaster'; expected one of boiler,"),
+        (device(site="site-2"), r"devices\[0\]\.site: unknown site 'site-2'; sites are: site-1"),
+        ({"devices": [{"id": "x", "type": "freezer"}] * 2}, r"devices\[1\]\.id: device x is declared twice"),
+        (device(id="bad id"),
+         r"devices\[0\]\.id: expected an id of 1-64 characters of A-Z a-z 0-9 _ -, got 'bad id'"),
+        (device(type=[]), r"devices\[0\]\.type: expected a string, got \[\]"),
+        (device(site=["site-1"]), r"devices\[0\]\.site: expected a string, got \['site-1'\]"),
+        (device(attributes={1: 2}), r"devices\[0\]\.attributes\[1\]: expected a string key, got 1"),
+        (device(colour="red"), r"devices\[0\]: unknown keys \[.colour.\] for a device; expected some of"),
+        ({"faults": [None]}, r"faults\[0\]: expected a mapping, got None"),
+        ({"enterprise": {"id": "e", "nom": "E"}}, r"enterprise: unknown keys \['nom'\] for an enterprise"),
         (device(model={"setpoint_c": "cold"}), r"setpoint_c must be a number"),
         (device(model={"fan": 1}), r"x \(freezer\): unknown 'fan'"),
     ],
@@ -132,7 +140,7 @@ def test_mistakes_are_refused_saying_where(change: dict[str, Any], message: str)
 
 def test_a_file_error_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, {**MINIMAL, "speed": "fast"}, "fast.yaml")
-    with pytest.raises(ScenarioError, match=r"fast.yaml: speed must be a number"):
+    with pytest.raises(ScenarioError, match=r"fast.yaml: speed: expected a number, got 'fast'"):
         load(path)
     (tmp_path / "bad.yaml").write_text("devices: [", encoding="utf-8")
     with pytest.raises(ScenarioError, match="not valid YAML"):
@@ -160,6 +168,14 @@ def parse_without(key: str, **changes: Any) -> Scenario:
     doc = {**MINIMAL, **changes}
     doc.pop(key)
     return parse(doc)
+
+
+def test_an_enterprise_by_id_and_a_device_by_profile() -> None:
+    s = parse(
+        {**MINIMAL, "enterprise": "ent-2", "devices": [{"id": "x", "profile": "freezer"}], "faults": []}
+    )
+    [d] = s.devices
+    assert (d.profile, d.site.enterprise_id, d.site.enterprise_name) == ("freezer", "ent-2", "ent-2")
 
 
 def test_duration_is_required() -> None:
@@ -232,7 +248,7 @@ def test_cli_renders_and_lists_faults(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["simulate", "freezer", "--to", str(out)]) == 0
     assert "written to" in capsys.readouterr().out and read_recording(out)[1]
     assert main(["simulate", str(write(tmp_path, {**MINIMAL, "speed": "x"}))]) == 2
-    assert "speed must be a number" in capsys.readouterr().err
+    assert "s.yaml: speed: expected a number, got 'x'" in capsys.readouterr().err
 
 
 # -- against the real broker and database ----------------------------------------------------------

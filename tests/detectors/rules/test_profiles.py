@@ -93,19 +93,23 @@ def test_a_good_profile_loads():
     [
         (
             GOOD.replace("COLD_CHAIN_FREEZER_WARM", "FREEZER_ON_FIRE"),
-            "code 'FREEZER_ON_FIRE' is not in the violation catalogue",
+            "code: 'FREEZER_ON_FIRE' is not a code of the violation catalogue",
         ),
         (
             GOOD.replace('"threshold"', '"thershold"'),
-            "kind 'thershold' must be one of threshold, event_count",
+            "kind: expected 'threshold', 'event_count', 'event', 'state_timer' or 'date_compare', "
+            "got 'thershold'",
         ),
         (GOOD + "for = 10\n", "unknown keys ['for'] for a threshold rule"),
         (GOOD.replace("temperature >", "temprature >"), "when: unknown metric 'temprature'"),
         (GOOD.replace("> attr:max_temp_c", "> > 5"), "when: expected a number, got '>' at column 15"),
         (GOOD.replace("attr:max_temp_c", "attr:rated_c"), "when: attr:rated_c has no default"),
-        (GOOD + "for_s = -5\n", "for_s must not be negative"),
+        (GOOD + "for_s = -5\n", "for_s: expected a duration of at least 0 seconds, got -5"),
         (GOOD + 'for_s = "soon"\n', "for_s: expected a number, got 'soon'"),
-        (GOOD + 'severity = "apocalyptic"\n', "severity must be one of info, minor, major, critical"),
+        (
+            GOOD + 'severity = "apocalyptic"\n',
+            "severity: expected 'info', 'minor', 'major' or 'critical', got 'apocalyptic'",
+        ),
         (GOOD + "escalate_after_s = 60\n", "escalate_after_s and escalate_to go together"),
         (
             GOOD + 'escalate_after_s = 60\nescalate_to = "minor"\n',
@@ -126,11 +130,11 @@ def test_a_good_profile_loads():
             rule(
                 "COLD_CHAIN_DOOR_LEFT_OPEN", "state_timer", start_event="door_open", stop_event="door_closed"
             ),
-            "for_s is required",
+            "for_s: missing (required)",
         ),
         (
             rule("ELEVATOR_DOOR_REOPEN_REPEATED", "event_count", event="door_open", count=0, window_s=5),
-            "count must be a whole number of at least 1",
+            "count: expected a whole number of at least 1, got 0",
         ),
         (
             rule("PRESSURE_VESSEL_SAFETY_VALVE_LIFT", "event", event="door_open"),
@@ -138,7 +142,7 @@ def test_a_good_profile_loads():
         ),
         (
             rule("GAS_CYLINDER_INSPECTION_OVERDUE", "date_compare", event="door_open", field="due", op=">"),
-            "op must be '<'",
+            "op: expected '<' (before the event's date) or '<=' (not after it), got '>'",
         ),
     ],
 )
@@ -155,17 +159,27 @@ def test_rule_errors_name_the_file_the_rule_and_the_fault(rules: str, message: s
         ('profile = "chiller"\n' + HEAD, "does not match the file name 'freezer'"),
         (
             HEAD.replace("min = -60", "min = 80"),
-            "metric temperature: min and max must be numbers with min < max",
+            "metrics.temperature: expected min < max, got min = 80 and max = 60",
         ),
-        (HEAD.replace('unit = "°C", ', ""), "metric temperature: expected exactly unit, min and max"),
+        (HEAD.replace('unit = "°C", ', ""), "metrics.temperature.unit: missing (required)"),
         (
             HEAD.replace("max_temp_c = -18", 'max_temp_c = "cold"'),
-            "attribute default max_temp_c must be a number",
+            "attributes.max_temp_c: expected a number, got 'cold'",
         ),
         (HEAD + '[schedule]\ntimezone = "Mars/Olympus"\n', "unknown timezone 'Mars/Olympus'"),
-        (HEAD + '[schedule]\nnight_start = "10pm"\n', "night_start must be HH:MM"),
+        (
+            HEAD + '[schedule]\nnight_start = "10pm"\n',
+            "schedule.night_start: expected a time of day as HH:MM",
+        ),
         ('heartbeat_s = "attr:hb"\n' + HEAD, "heartbeat_s: attr:hb has no default"),
         ("events = [\n", "not valid TOML"),
+        ('events = ["door_open", "door_open"]\n', "events: expected each event once, got door_open more"),
+        (HEAD.replace("temperature = {", "and = {"), "metrics.and: expected a metric name, got 'and'"),
+        ("rules = [1]\n" + HEAD, "rules[0]: expected a table, got 1"),
+        (
+            HEAD + "[schedule]\nzone = 'UTC'\n",
+            "schedule: unknown keys ['zone'] for a schedule; expected some",
+        ),
     ],
 )
 def test_profile_errors_name_the_file(head: str, message: str):

@@ -93,26 +93,41 @@ def test_optional_fields_have_defaults(write: Writer) -> None:
 @pytest.mark.parametrize(
     ("replace", "message"),
     [
-        ({'description = "test"': 'colour = "red"'}, "colour: unknown key"),
+        (
+            {'description = "test"': 'colour = "red"'},
+            r"unknown keys \['colour'\] for a model manifest; expected some of classes,",
+        ),
         ({'name = "kitchen"\n': ""}, "name: missing"),
         ({'file = "kitchen.onnx"': 'file = "nope.onnx"'}, "file: .*nope.onnx does not exist"),
-        ({'layout = "v8"': 'layout = "v9"'}, "layout: must be one of v8, v5, auto"),
-        ({"input_size = [320, 256]": "input_size = [320]"}, r"input_size: must be \[width, height\]"),
+        ({'layout = "v8"': 'layout = "v9"'}, "layout: expected 'v8', 'v5' or 'auto', got 'v9'"),
+        (
+            {"input_size = [320, 256]": "input_size = [320]"},
+            r"input_size: expected \[width, height\], two positive integers, got \[320\]",
+        ),
         (
             {'classes = ["without_mask", "cigarette", "person"]': "classes = []"},
-            "classes: must be a non-empty",
+            r"classes: expected a non-empty list, got \[\]",
         ),
         ({'"person"]': '"cigarette"]'}, "classes: duplicated: cigarette"),
-        ({"score_threshold = 0.35": "score_threshold = 1.5"}, "score_threshold: must be a number strictly"),
-        ({"score_threshold = 0.35": "score_threshold = 0"}, "score_threshold: must be a number strictly"),
-        ({"iou_threshold = 0.45": "iou_threshold = true"}, "iou_threshold: must be a number strictly"),
-        ({"max_detections = 50": "max_detections = 0"}, "max_detections: must be a positive integer"),
+        ({"score_threshold = 0.35": "score_threshold = 1.5"}, "score_threshold: expected a number strictly"),
+        ({"score_threshold = 0.35": "score_threshold = 0"}, "score_threshold: expected a number strictly"),
+        (
+            {"iou_threshold = 0.45": "iou_threshold = true"},
+            "iou_threshold: expected a number strictly between 0 and 1, got True",
+        ),
+        (
+            {"max_detections = 50": "max_detections = 0"},
+            "max_detections: expected a whole number of at least 1, got 0",
+        ),
         ({"[violations.without_mask]": "[violations.rat]"}, r"violations.rat: class 'rat' is not in classes"),
         (
             {'code = "KITCHEN_NO_MASK"': 'code = "KITCHEN_NO_TIE"'},
             "violations.without_mask.code: 'KITCHEN_NO_TIE'",
         ),
-        ({"min_score = 0.5": "min_score = 1.0"}, "violations.without_mask.min_score: must be a number"),
+        (
+            {"min_score = 0.5": "min_score = 1.0"},
+            "violations.without_mask.min_score: expected a number strictly",
+        ),
         ({"min_score = 0.5": "min_score = 0.2"}, "min_score: 0.2 is below score_threshold 0.35"),
         ({"min_score = 0.5": "min_score = 0.5\nlevel = 3"}, "violations.without_mask: unknown key"),
         ({'name = "kitchen"': 'name = "kitchen'}, "cannot read it"),
