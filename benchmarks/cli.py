@@ -30,6 +30,12 @@ def add_parsers(sub: Any) -> None:
             "--only", action="append", default=default, choices=["vision", "telemetry", "storage", "scale"],
             help="only this section (repeatable)",
         )  # fmt: skip
+    bst = bsub.add_parser(
+        "storage", help="telemetry writes, queries and size on native partitions and on TimescaleDB"
+    )
+    bst.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    _add_storage_sizes(bst)
+    bst.set_defaults(handler=_storage)
     bs = bsub.add_parser("scale", help="1 and 2 telemetry detector processes in one consumer group")
     bs.add_argument("--messages", type=int, default=100_000, help="readings in each run's backlog")
     bs.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
@@ -56,13 +62,32 @@ def add_parsers(sub: Any) -> None:
     bf.set_defaults(handler=_faults)
 
 
+def _add_storage_sizes(parser: argparse.ArgumentParser) -> None:
+    # Defaults: the report's modest sizes (benchmarks.storage.Sizes); smaller for a quick look.
+    parser.add_argument("--rows", type=int, default=100_000, help="rows per write path and round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the write paths (the best counts)")
+    parser.add_argument("--devices", type=int, default=1000, help="devices of the query fleet")
+    parser.add_argument("--days", type=int, default=7, help="days of readings per device")
+    parser.add_argument("--interval-s", type=int, default=120, help="seconds between a device's readings")
+
+
 # Each benchmark is imported only when it runs: they pull in every service and its libraries.
 
 
 async def _report(settings: Settings, args: argparse.Namespace) -> int:
+    if getattr(args, "only", None) == ["storage"] and not getattr(args, "faults", False):
+        # The storage section alone is `bench storage`, at its default sizes: both backends side
+        # by side (benchmarks.report's storage section measures the plain PostgreSQL only).
+        return await _storage(settings, args)
     from benchmarks.report import run_bench_report
 
     return await run_bench_report(settings, args)
+
+
+async def _storage(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.storage import run_storage_bench
+
+    return await run_storage_bench(settings, args)
 
 
 async def _scale(settings: Settings, args: argparse.Namespace) -> int:

@@ -47,7 +47,16 @@ class QueryTiming:
         return self.query_ms / self.raw_ms
 
 
-async def _fill(pool: AsyncConnectionPool[Any], tag: str, devices: int, days: int, interval_s: int) -> int:
+async def fill(
+    pool: AsyncConnectionPool[Any],
+    tag: str,
+    devices: int,
+    days: int,
+    interval_s: int,
+    *,
+    label: str = "storage",
+) -> int:
+    """`days` of readings up to now for `devices` devices tagged `tag`; returns how many."""
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(days=days)
     partitions = Partitions()
@@ -56,7 +65,7 @@ async def _fill(pool: AsyncConnectionPool[Any], tag: str, devices: int, days: in
     await partitions.ensure(pool, {(start + timedelta(days=d)).date() for d in range(days + 2)})
     total = 0
     # A device at a time: each statement is a few seconds at most, and the bar moves.
-    with Progress(devices, "storage: a week of readings", unit="devices") as progress:
+    with Progress(devices, f"{label}: {days} days of readings", unit="devices") as progress:
         for i in range(devices):
             async with pool.connection() as conn:
                 cur = await conn.execute(
@@ -94,8 +103,25 @@ async def measure_queries(
     """Fill a week, time the queries; returns the readings stored and the timings. With `cleanup`
     the rows are deleted afterwards, so that a configured database is left as it was (an embedded
     one is thrown away whole: deleting millions of rows first would only cost time)."""
-    tag = f"qbench{time.time_ns() % 10**9}"
-    stored = await _fill(pool, tag, devices, days, interval_s)
+    tag = new_tag()
+    stored = await fill(pool, tag, devices, days, interval_s)
+    try:
+        return stored, await time_queries(pool, tag, devices=devices, days=days)
+    finally:
+        if cleanup:
+            async with pool.connection() as conn:
+                await conn.execute("DELETE FROM telemetry WHERE device_id LIKE %s", (f"{tag}-%",))
+
+
+def new_tag() -> str:
+    """A prefix for one run's device ids, so its rows are found (and deleted) by it alone."""
+    return f"qbench{time.time_ns() % 10**9}"
+
+
+async def time_queries(
+    pool: AsyncConnectionPool[Any], tag: str, *, devices: int, days: int, label: str = "storage"
+) -> list[QueryTiming]:
+    """Time the three queries over readings that `fill` stored under `tag`."""
     now = datetime.now(UTC)
     ids = [f"{tag}-d{i:04d}" for i in range(PER_ENTERPRISE)]
     cases = [
@@ -128,16 +154,11 @@ async def measure_queries(
         ),
     ]
     timings = []
-    try:
-        with Progress(len(cases), "storage: bucketed queries", unit="queries") as progress:
-            for name, query, args, raw, raw_args in cases:
-                query_ms, rows = await _time(pool, query, args)
-                raw_ms, raw_rows = await _time(pool, raw, raw_args)
-                scanned = len(raw_rows) if raw.startswith("SELECT ts") else int(raw_rows[0][0])
-                timings.append(QueryTiming(name, len(rows), scanned, query_ms, raw_ms))
-                progress.advance()
-    finally:
-        if cleanup:
-            async with pool.connection() as conn:
-                await conn.execute("DELETE FROM telemetry WHERE device_id LIKE %s", (f"{tag}-%",))
-    return stored, timings
+    with Progress(len(cases), f"{label}: bucketed queries", unit="queries") as progress:
+        for name, query, args, raw, raw_args in cases:
+            query_ms, rows = await _time(pool, query, args)
+            raw_ms, raw_rows = await _time(pool, raw, raw_args)
+            scanned = len(raw_rows) if raw.startswith("SELECT ts") else int(raw_rows[0][0])
+            timings.append(QueryTiming(name, len(rows), scanned, query_ms, raw_ms))
+            progress.advance()
+    return timings

@@ -3,13 +3,15 @@ that keeps the telemetry store (ingest/storage.py) and retention (ingest/retenti
 changing the table's schema at the same time.
 
 Native partitioning (no TimescaleDB): one partition per UTC day, named `telemetry_pYYYYMMDD`. With
-TimescaleDB the table is a hypertable and its chunks are TimescaleDB's business.
+TimescaleDB the table is a hypertable in one-day chunks that TimescaleDB creates as rows arrive;
+`chunks` lists them for retention.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -46,7 +48,48 @@ async def partitioning(conn: psycopg.AsyncConnection[Any]) -> Partitioning:
     assert row is not None
     if row[0]:
         return "native"
-    return "timescaledb" if row[1] else "none"
+    if not row[1]:
+        return "none"
+    # The extension alone does not make the table a hypertable (it may have been installed after
+    # the table was made), and chunk functions on a plain table fail. Asked apart: this catalogue
+    # view exists only where the extension does.
+    cur = await conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables"
+        " WHERE format('%%I.%%I', hypertable_schema, hypertable_name)::regclass = to_regclass(%s))",
+        (TABLE,),
+    )
+    row = await cur.fetchone()
+    return "timescaledb" if row and row[0] else "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A TimescaleDB chunk of the telemetry hypertable: where it is and its time range."""
+
+    schema: str
+    table: str
+    start: datetime
+    end: datetime
+
+    @property
+    def name(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def identifier(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.table)
+
+
+async def chunks(conn: psycopg.AsyncConnection[Any], ending_by: datetime) -> list[Chunk]:
+    """The hypertable's chunks whose whole range ends at or before `ending_by`, oldest first."""
+    cur = await conn.execute(
+        "SELECT chunk_schema, chunk_name, range_start, range_end"
+        " FROM timescaledb_information.chunks"
+        " WHERE format('%%I.%%I', hypertable_schema, hypertable_name)::regclass = to_regclass(%s)"
+        " AND range_end <= %s ORDER BY range_start",
+        (TABLE, ending_by),
+    )
+    return [Chunk(*row) for row in await cur.fetchall()]
 
 
 def partition_name(day: date) -> str:
@@ -54,10 +97,13 @@ def partition_name(day: date) -> str:
 
 
 async def create_partitions(conn: psycopg.AsyncConnection[Any], days: Iterable[date]) -> list[str]:
-    """Create the daily partitions of `days` that do not exist yet (native partitioning only);
-    returns the names created. Commits on its own (one short transaction)."""
+    """Create the daily partitions of `days` that do not exist yet; returns the names created.
+    Commits on its own (one short transaction). Nothing where telemetry is not natively partitioned:
+    a hypertable makes its own chunks, and attaching a table to it would fail."""
     created: list[str] = []
     async with conn.transaction():
+        if await partitioning(conn) != "native":
+            return created
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
         await conn.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
         for day in sorted(set(days)):

@@ -19,9 +19,18 @@ keeping a whole day of every device for one open alert would let a few long-runn
 the whole table. A trimmed partition is left alone while it holds only needed rows and dropped once
 no alert needs it. Partition DDL takes the telemetry store's partition lock, so it never races
 the store's creation of a partition, and waits at most a few seconds for readers (then the day is
-retried on the next pass). With TimescaleDB, chunks can only be dropped whole: they are dropped up
-to the older of the cutoff and the earliest window still needed, which keeps more than required
-but never less.
+retried on the next pass).
+
+With TimescaleDB the table is a hypertable in one-day chunks, and the same rule is applied chunk by
+chunk: an expired chunk no needed window touches is dropped whole (`drop_chunks`, bounded to that
+one chunk); one that holds a needed alert's readings keeps that alert's device(s) and loses every
+other device's readings (`DELETE … WHERE device_id = ANY(…)`: device_id is the compression segment,
+so on a compressed chunk TimescaleDB deletes whole compressed batches without decompressing them).
+The kept device keeps its whole chunk, not only its window: at most a day more than needed, never
+less, and no decompression of the batches it keeps. TimescaleDB's own retention policy
+(`add_retention_policy`) is deliberately not used: it drops by age alone, evidence or not. (Before
+this was run on a real TimescaleDB, the hypertable branch dropped every chunk older than the older
+of the cutoff and the earliest needed window: one long-open case kept the whole table.)
 
 Evidence (`VIGIL_EVIDENCE_RETENTION_DAYS`). Snapshots, frames and rectification photos are files
 named by their SHA-256 (vigil/evidence.py), with no row of their own: an alert refers to them from
@@ -48,7 +57,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from ingest.partitions import DDL_LOCK_TIMEOUT, PARTITION_LOCK_KEY, TABLE, partitioning
+from ingest.partitions import DDL_LOCK_TIMEOUT, PARTITION_LOCK_KEY, TABLE, Chunk, chunks, partitioning
 from vigil.evidence import SHA256_PATTERN
 from vigil.settings import Settings
 
@@ -103,13 +112,20 @@ class Window:
 
 @dataclass(slots=True)
 class PartitionAction:
-    name: str
+    name: str  # a daily partition, or a TimescaleDB chunk (schema-qualified)
     day: date
-    # drop: no needed readings; trim: rebuilt with only the needed readings; keep: it already
-    # holds only needed readings; busy: its lock could not be had in time, retried next pass.
+    # drop: no needed readings; trim: rebuilt with only the needed readings (a chunk: with only the
+    # needed devices' readings); keep: it already holds only those; busy: its lock could not be had
+    # in time, retried next pass.
     action: Literal["drop", "trim", "keep", "busy"]
     kept_rows: int = 0
     alerts: list[str] = field(default_factory=list)
+    chunk: bool = False
+
+    @property
+    def label(self) -> str:
+        # A partition's name says its day; a chunk's (_hyper_1_42_chunk) does not.
+        return f"{self.name} ({self.day:%Y-%m-%d})" if self.chunk else self.name
 
 
 @dataclass(slots=True)
@@ -117,8 +133,7 @@ class RetentionReport:
     dry_run: bool
     telemetry_cutoff: datetime | None = None
     partitioning: str = ""
-    partitions: list[PartitionAction] = field(default_factory=list)
-    chunks_dropped: list[str] = field(default_factory=list)  # TimescaleDB
+    partitions: list[PartitionAction] = field(default_factory=list)  # or chunks, with TimescaleDB
     evidence_cutoff: datetime | None = None
     evidence_deleted: int = 0
     evidence_bytes: int = 0
@@ -135,9 +150,8 @@ class RetentionReport:
             for p in self.partitions:
                 why = f" for {', '.join(p.alerts)}" if p.alerts else ""
                 kept = f", {p.kept_rows} reading(s) kept{why}" if p.action in ("trim", "keep") else ""
-                out.append(f"  {p.name}: {verb if p.action != 'busy' else ''}{p.action}{kept}")
-            out.extend(f"  {verb}drop chunk {c}" for c in self.chunks_dropped)
-            if not self.partitions and not self.chunks_dropped:
+                out.append(f"  {p.label}: {verb if p.action != 'busy' else ''}{p.action}{kept}")
+            if not self.partitions:
                 out.append("  nothing to remove")
         if self.evidence_cutoff is None:
             out.append("evidence: kept for ever (VIGIL_EVIDENCE_RETENTION_DAYS=0, or no VIGIL_EVIDENCE_DIR)")
@@ -192,13 +206,9 @@ async def _telemetry(
             mine = [w for w in windows if w.start < end and w.end >= start]
             report.partitions.append(await _retire_partition(conn, name, day, mine, dry_run=dry_run))
     elif kind == "timescaledb":
-        older_than = min([cutoff, *(w.start for w in windows if w.start < cutoff)])
-        function = "show_chunks" if dry_run else "drop_chunks"
-        cur = await conn.execute(
-            sql.SQL("SELECT {}(%s::regclass, older_than => %s)::text").format(sql.Identifier(function)),
-            (TABLE, older_than),
-        )
-        report.chunks_dropped = [row[0] for row in await cur.fetchall()]
+        for chunk in await chunks(conn, cutoff):
+            mine = [w for w in windows if w.start < chunk.end and w.end >= chunk.start]
+            report.partitions.append(await _retire_chunk(conn, chunk, mine, dry_run=dry_run))
     else:
         log.warning("telemetry is neither partitioned nor a hypertable; retention leaves it alone")
 
@@ -298,6 +308,56 @@ async def _trim(conn: psycopg.AsyncConnection[Any], name: str, day: date, params
             parent, part, sql.Literal(start), sql.Literal(start + timedelta(days=1))
         )
     )
+
+
+async def _retire_chunk(
+    conn: psycopg.AsyncConnection[Any], chunk: Chunk, windows: list[Window], *, dry_run: bool
+) -> PartitionAction:
+    """A TimescaleDB chunk: dropped whole, trimmed to the needed devices, or kept (see the top)."""
+    action = PartitionAction(chunk.name, chunk.start.astimezone(UTC).date(), "drop", chunk=True,
+                             alerts=sorted({w.alert_id for w in windows}))  # fmt: skip
+    needed = sorted({w.device_id for w in windows})
+    name = chunk.identifier
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
+            await conn.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+            others: list[str] = []
+            if needed:
+                cur = await conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE device_id = ANY(%s)").format(name), (needed,)
+                )
+                counted = await cur.fetchone()
+                action.kept_rows = counted[0] if counted else 0
+                if action.kept_rows == 0:  # the needed devices have no readings here
+                    action.alerts = []
+                else:
+                    # DISTINCT over the segment column: read from the compressed batches' headers.
+                    cur = await conn.execute(
+                        sql.SQL("SELECT DISTINCT device_id FROM {} WHERE device_id <> ALL(%s)").format(name),
+                        (needed,),
+                    )
+                    others = [row[0] for row in await cur.fetchall()]
+                    action.action = "trim" if others else "keep"
+            if dry_run or action.action == "keep":
+                return action
+            if action.action == "drop":
+                await conn.execute(
+                    sql.SQL("SELECT drop_chunks({}, older_than => %s, newer_than => %s)").format(
+                        sql.Literal(TABLE)
+                    ),
+                    (chunk.end, chunk.start),
+                )
+                log.info("dropped telemetry chunk %s", action.label)
+                return action
+            # `= ANY` on the segment column: whole compressed batches go, none is decompressed.
+            await conn.execute(sql.SQL("DELETE FROM {} WHERE device_id = ANY(%s)").format(name), (others,))
+            log.info("trimmed telemetry chunk %s to %d reading(s) for %s", action.label, action.kept_rows,
+                     ", ".join(action.alerts))  # fmt: skip
+    except psycopg.errors.LockNotAvailable:
+        log.warning("telemetry chunk %s is busy; retention retries it on the next pass", action.label)
+        action.action = "busy"
+    return action
 
 
 # --- evidence ------------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ into `telemetry` — the fast path, as fast as a raw COPY, taken by every batch 
 already stored. A redelivered batch (after a crash or a rebalance), or one that repeats a reading
 (a device's QoS 1 retransmission), makes that COPY fail on the key; the transaction is rolled back
 and the batch goes the staged way: binary COPY into a session temp table, then `INSERT … SELECT …
-ON CONFLICT DO NOTHING`. A first reading per key wins; a repeat is counted and dropped.
+ON CONFLICT DO NOTHING`. A first reading per key wins; a repeat is counted and dropped. On
+TimescaleDB both hold for chunks already compressed too: it checks the key against the compressed
+batches (tests/ingest/test_storage.py redelivers into one).
 (`vigil bench --only storage` measures both ways against a raw COPY: benchmarks/storage.py.)
 
 Failures: while the database is down the batch is retried with backoff (nothing is skipped, the

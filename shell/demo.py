@@ -1,11 +1,14 @@
 """`vigil demo`: embedded Kafka, MQTT and PostgreSQL, every service in this process, a simulated
-kitchen (a freezer that fails) and two simulated cameras, ready keys printed; Ctrl-C stops all."""
+kitchen (a freezer that fails) and two simulated cameras, ready keys printed; Ctrl-C stops all.
+`--timescaledb`: the PostgreSQL has TimescaleDB (built once from ../shared/timescaledb, cached), so
+telemetry goes into a compressed hypertable as in production."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import sys
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +24,10 @@ def add_parsers(sub: Any) -> None:
     d = sub.add_parser("demo", help="embedded brokers and database, all services, a simulated site")
     d.add_argument("--no-site", action="store_true", help="do not start the simulated site")
     d.add_argument("--api-port", type=int, default=None)
+    d.add_argument(
+        "--timescaledb", action="store_true",
+        help="PostgreSQL with TimescaleDB, built once from ../shared/timescaledb (about a minute)",
+    )  # fmt: skip
     d.set_defaults(handler=_demo)
 
 
@@ -28,17 +35,27 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> int:
     update: dict[str, Any] = {"mode": "demo"}
     if args.api_port:
         update["api_port"] = args.api_port
-    return await demo(settings.model_copy(update=update), with_site=not args.no_site)
+    return await demo(
+        settings.model_copy(update=update), with_site=not args.no_site, timescaledb=args.timescaledb
+    )
 
 
-async def demo(settings: Settings, *, with_site: bool) -> int:
+async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False) -> int:
     from shell.infra import DEMO_KAFKA_PORT, DEMO_MQTT_PORT, Infrastructure
     from simulators.kitchen_cameras import SimulatedKitchenCameras
     from simulators.site import SimulatedSite
     from vigil.db import make_pool, migrate
     from vigil.kafka import ensure_topics
 
-    infra = Infrastructure(settings, kafka_port=DEMO_KAFKA_PORT, mqtt_port=DEMO_MQTT_PORT)
+    database_note = ""
+    if timescaledb:
+        ready = await _timescaledb_ready(settings)
+        if ready is None:
+            return 2
+        database_note = f"   ({ready})"
+    infra = Infrastructure(
+        settings, kafka_port=DEMO_KAFKA_PORT, mqtt_port=DEMO_MQTT_PORT, timescaledb=timescaledb
+    )
     print("vigil demo: starting infrastructure…", flush=True)
     s = await asyncio.to_thread(infra.start)
     services: list[Service] = []
@@ -94,10 +111,11 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
             f"  try        curl -H 'Authorization: Bearer {token}' {api}/api/v1/alerts\n"
             f"  evidence   {api}/api/v1/alerts/<alert_id>/evidence/<evidence.snapshot_sha256>\n"
             f"  cameras    http://{s.ingest_http_host}:{s.ingest_http_port}/v1/cameras/stats   (push: POST "
-            f"/v1/cameras/<id>/frames, token {s.require_secret('camera_push_token')})\n"
+            f"/v1/cameras/<id>/frames, the demo's shared token {s.require_secret('camera_push_token')};"
+            " outside the demo each edge box has its own: vigil cameras token issue)\n"
             f"  MQTT       {s.mqtt_url}   (devices publish vigil/v1/<enterprise>/<device>/telemetry)\n"
             f"  Kafka      {s.kafka_bootstrap}\n"
-            f"  PostgreSQL {s.database_url}\n",
+            f"  PostgreSQL {s.database_url}{database_note}\n",
             flush=True,
         )
         return await until_signalled(services)
@@ -109,6 +127,27 @@ async def demo(settings: Settings, *, with_site: bool) -> int:
         await asyncio.to_thread(infra.stop)
         if exposition is not None:
             exposition.stop()
+
+
+async def _timescaledb_ready(settings: Settings) -> str | None:
+    """Builds TimescaleDB if it is not cached; says what it is ("TimescaleDB 2.29.2 on PostgreSQL
+    18.6"), or prints why it cannot be had and returns None."""
+    from shell.timescaledb import TimescaleDBUnavailable, build_info, ensure_built
+
+    if settings.database_url:
+        print("vigil demo: --timescaledb starts its own embedded database, but VIGIL_DATABASE_URL is set;"
+              " unset it, or drop --timescaledb to use that database", file=sys.stderr)  # fmt: skip
+        return None
+    try:
+        install = await asyncio.to_thread(
+            ensure_built, say=lambda line: print(f"vigil demo: {line}", flush=True)
+        )
+    except TimescaleDBUnavailable as exc:
+        print(f"vigil demo: cannot run on TimescaleDB here: {exc}\n"
+              "  (`vigil demo` without --timescaledb runs on plain PostgreSQL)", file=sys.stderr)  # fmt: skip
+        return None
+    info = build_info(install)
+    return f"TimescaleDB {info['timescaledb']} on {info['postgresql']}"
 
 
 async def _demo_keys(pool: Any, enterprise_id: str) -> dict[str, str]:

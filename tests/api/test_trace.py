@@ -1,18 +1,23 @@
-"""The sensor trace of an alert, over readings in the real (partitioned) telemetry table: the window
-around the alert, date_bin() buckets when there are too many points, and tenancy."""
+"""The sensor trace of an alert, over readings in the real telemetry table: the window around the
+alert, date_bin() buckets when there are too many points, and tenancy. Every test with a database
+runs on native daily partitions and on a TimescaleDB hypertable (`backend`, tests/databases.py),
+with the same expected answers; on TimescaleDB, date_bin() is also checked against time_bucket()."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from api.trace import MAX_POINTS, bucket_width
 from ingest.partitions import Partitions
 from ingest.storage import Row, write_rows
-from tests.api.conftest import Seeder, bearer, make_key
+from tests.api.conftest import TOKEN, Seeder, bearer, make_key
+from vigil.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +27,17 @@ T = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 
 def ms(at: datetime) -> int:
     return int(at.timestamp()) * 1000
+
+
+# The API fixtures of tests/api/conftest.py (app, client, seed) over the backend's database.
+@pytest.fixture
+def api_settings(settings: Settings, backend_url: str) -> Settings:
+    return settings.model_copy(update={"database_url": backend_url, "api_token": SecretStr(TOKEN)})
+
+
+@pytest.fixture
+def pool(backend_pool: Any) -> Any:
+    return backend_pool
 
 
 async def device_alert(
@@ -173,3 +189,46 @@ async def test_the_trace_is_documented_with_an_example(client: httpx.AsyncClient
     assert schema["examples"][0]["series"]["temperature"]
     stream = spec["paths"]["/api/v1/stream"]["get"]
     assert "text/event-stream" in stream["responses"]["200"]["content"]
+
+
+async def test_date_bin_buckets_match_on_both_backends_and_time_bucket(
+    backend: str, pool: Any, uid: str
+) -> None:
+    """The trace's date_bin() against buckets computed here, for the strides and origins the API and
+    the benchmark queries use; on TimescaleDB, time_bucket() (its idiom) gives the same answer, and
+    so do both once the chunk is compressed (nine days back: the policy compresses after seven)."""
+    device = f"dev-{uid}"
+    start = T - timedelta(days=9, seconds=3)  # off any whole minute
+    rows: list[Row] = [
+        (device, f"ent-{uid}", start + timedelta(seconds=7 * i), "temperature", float(i)) for i in range(1030)
+    ]
+    await store(pool, rows)
+    cases = [
+        (timedelta(seconds=4), start),  # the trace: whole seconds from the window's start
+        (timedelta(minutes=5), datetime(2000, 1, 3, tzinfo=UTC)),  # the benchmark: Monday origin
+        (timedelta(hours=1), datetime(2000, 1, 3, tzinfo=UTC)),
+    ]
+    compressed = [False, True] if backend == "timescaledb" else [False]
+    for (stride, origin), compress in ((case, c) for c in compressed for case in cases):
+        if compress:
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT compress_chunk(c, if_not_compressed => true)"
+                    " FROM show_chunks('telemetry', newer_than => %s, older_than => %s) c",
+                    (start - timedelta(days=1), start + timedelta(days=2)),
+                )
+                assert await cur.fetchall()  # the chunk(s) of these readings
+        expected: dict[datetime, list[float]] = defaultdict(list)
+        for _, _, ts, _, value in rows:
+            expected[origin + (ts - origin) // stride * stride].append(value)
+        want = [(bucket, sum(v) / len(v)) for bucket, v in sorted(expected.items())]
+        functions = ["date_bin"] + (["time_bucket"] if backend == "timescaledb" else [])
+        for function in functions:
+            # function: one of two fixed names above, not input.
+            query = (
+                f"SELECT {function}(%s, ts, %s) AS b, avg(value) FROM telemetry"
+                " WHERE device_id = %s AND ts >= %s GROUP BY b ORDER BY b"
+            )
+            async with pool.connection() as conn:
+                got = await (await conn.execute(query, (stride, origin, device, start))).fetchall()
+            assert [(b, pytest.approx(v)) for b, v in want] == got, (function, stride, compress)

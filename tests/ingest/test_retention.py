@@ -1,5 +1,7 @@
 """Retention on the real PostgreSQL: old telemetry partitions go, the readings and evidence files
-an open (or recently ended) case needs stay, and a dry run changes nothing."""
+an open (or recently ended) case needs stay, and a dry run changes nothing. The telemetry tests run
+on native daily partitions and on TimescaleDB chunks (`backend`, tests/databases.py) with the same
+assertions: the same days dropped, trimmed and kept, the same readings left."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from api.trace import MAX_MARGIN_S
 from ingest import retention
-from ingest.partitions import create_partitions, partition_name
+from ingest.partitions import create_partitions, partition_name, partitioning
 from ingest.retention import TRACE_MARGIN, run_retention
 from shell.cli import build_parser
 from tests.databases import NewDatabase
@@ -79,18 +81,27 @@ async def _alert(
 
 
 async def _partition_rows(conn: psycopg.AsyncConnection[Any], day: date) -> dict[str, int] | None:
-    """Rows per device in the partition of `day`, or None if it is not attached to telemetry."""
-    name = partition_name(day)
-    cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(%s)"
-        " AND inhparent = 'telemetry'::regclass)",
-        (name,),
-    )
-    attached = await cur.fetchone()
-    if not (attached and attached[0]):
+    """Rows per device of `day`, read through telemetry as every reader does, or None if the day
+    has no partition attached (native) or no chunk (TimescaleDB)."""
+    start = _at(day, 0)
+    if await partitioning(conn) == "native":
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(%s)"
+            " AND inhparent = 'telemetry'::regclass)",
+            (partition_name(day),),
+        )
+    else:
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.chunks WHERE hypertable_name = 'telemetry'"
+            " AND range_start = %s AND range_end = %s)",
+            (start, start + timedelta(days=1)),
+        )
+    exists = await cur.fetchone()
+    if not (exists and exists[0]):
         return None
     cur = await conn.execute(
-        f"SELECT device_id, count(*) FROM {name} GROUP BY device_id"  # name: from a date, not input
+        "SELECT device_id, count(*) FROM telemetry WHERE ts >= %s AND ts < %s GROUP BY device_id",
+        (start, start + timedelta(days=1)),
     )
     return {device: n for device, n in await cur.fetchall()}
 
@@ -121,6 +132,11 @@ async def _world(database_url: str, evidence_root: Path) -> dict[str, Path]:
             await _readings(conn, device, OLD_CLOSED)
         for device in ("dev-open", "dev-closed", "dev-other"):
             await _readings(conn, device, RECENT)
+        if await partitioning(conn) == "timescaledb":  # what its 7-day compression policy has done
+            await conn.execute(
+                "SELECT compress_chunk(c) FROM show_chunks('telemetry', older_than => %s) c",
+                (NOW - timedelta(days=7),),
+            )
         # Telemetry: an escalated (still open) cold-chain case on dev-open in the OLD_OPEN day; a
         # case on dev-closed closed long before the cutoff.
         await _alert(conn, "a-dev-open", kind="device", source="dev-open", status="escalated",
@@ -161,9 +177,9 @@ def _settings(evidence_root: Path) -> Settings:
 
 
 async def test_retention_keeps_open_case_evidence_and_drops_the_rest(
-    new_database: NewDatabase, tmp_path: Path
+    backend: str, new_backend_database: NewDatabase, tmp_path: Path
 ) -> None:
-    url = await new_database()
+    url = await new_backend_database()
     root = tmp_path / "evidence"
     files = await _world(url, root)
     settings = _settings(root)
@@ -174,11 +190,13 @@ async def test_retention_keeps_open_case_evidence_and_drops_the_rest(
     # Dry run: the plan, and nothing changed.
     plan = await run_retention(url, settings, dry_run=True, now=NOW)
     assert plan is not None
-    actions = {p.name: (p.action, p.kept_rows, p.alerts) for p in plan.partitions}
+    actions = {p.day: (p.action, p.kept_rows, p.alerts) for p in plan.partitions}
     assert actions == {
-        partition_name(OLD_OPEN): ("trim", READINGS_PER_DAY, ["a-dev-open"]),
-        partition_name(OLD_CLOSED): ("drop", 0, []),
+        OLD_OPEN: ("trim", READINGS_PER_DAY, ["a-dev-open"]),
+        OLD_CLOSED: ("drop", 0, []),
     }
+    assert all(p.chunk == (backend == "timescaledb") for p in plan.partitions)
+    names = {p.day: p.name for p in plan.partitions}
     assert (plan.evidence_deleted, plan.evidence_kept) == (2, 4)  # closed_old, orphan | the rest
     assert any("would trim" in line for line in plan.lines())
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -188,23 +206,24 @@ async def test_retention_keeps_open_case_evidence_and_drops_the_rest(
     # The pass itself.
     report = await run_retention(url, settings, now=NOW)
     assert report is not None
-    assert [(p.name, p.action) for p in report.partitions] == [
-        (partition_name(OLD_OPEN), "trim"),
-        (partition_name(OLD_CLOSED), "drop"),
+    assert [(p.name, p.day, p.action) for p in report.partitions] == [
+        (names[OLD_OPEN], OLD_OPEN, "trim"),
+        (names[OLD_CLOSED], OLD_CLOSED, "drop"),
     ]
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         assert await _partition_rows(conn, OLD_CLOSED) is None
-        cur = await conn.execute("SELECT to_regclass(%s)", (partition_name(OLD_CLOSED),))
+        cur = await conn.execute("SELECT to_regclass(%s)", (names[OLD_CLOSED],))
         assert await cur.fetchone() == (None,)  # dropped, not merely detached
-        # The open case's readings stay, in the same partition, read through the parent table as
-        # the trace API reads them; the other device's readings of that day are gone.
+        # The open case's readings stay, in the same partition or chunk, read through the parent
+        # table as the trace API reads them; the other device's readings of that day are gone.
         assert await _partition_rows(conn, OLD_OPEN) == {"dev-open": READINGS_PER_DAY}
         cur = await conn.execute(
             "SELECT count(*) FROM telemetry WHERE device_id = 'dev-open' AND ts >= %s AND ts < %s",
             (_at(OLD_OPEN, 0), _at(OLD_OPEN, 0) + timedelta(days=1)),
         )
         assert await cur.fetchone() == (READINGS_PER_DAY,)
-        # Rebuilt with the parent's primary key: a redelivered reading is still refused there.
+        # Still under the parent's primary key (a rebuilt partition; a chunk, compressed or not): a
+        # redelivered reading is refused there.
         try:
             await conn.execute(
                 "INSERT INTO telemetry VALUES ('dev-open', 'ent', %s, 'temperature', 1)", (_at(OLD_OPEN, 0),)
@@ -221,7 +240,7 @@ async def test_retention_keeps_open_case_evidence_and_drops_the_rest(
     again = await run_retention(url, settings, now=NOW)
     assert again is not None
     assert [(p.name, p.action, p.kept_rows) for p in again.partitions] == [
-        (partition_name(OLD_OPEN), "keep", READINGS_PER_DAY)
+        (names[OLD_OPEN], "keep", READINGS_PER_DAY)
     ]
 
     # Once the case is closed and its retention period after closing has passed, the day goes.
@@ -232,14 +251,14 @@ async def test_retention_keeps_open_case_evidence_and_drops_the_rest(
         )
         last = await run_retention(url, settings, now=NOW)
         assert last is not None
-        assert [(p.name, p.action) for p in last.partitions] == [(partition_name(OLD_OPEN), "drop")]
+        assert [(p.name, p.action) for p in last.partitions] == [(names[OLD_OPEN], "drop")]
         assert await _partition_rows(conn, OLD_OPEN) is None
 
 
 async def test_retention_zero_keeps_everything_and_one_pass_at_a_time(
-    new_database: NewDatabase, tmp_path: Path
+    new_backend_database: NewDatabase, tmp_path: Path
 ) -> None:
-    url = await new_database()
+    url = await new_backend_database()
     root = tmp_path / "evidence"
     files = await _world(url, root)
     forever = Settings(telemetry_retention_days=0, evidence_retention_days=0, evidence_dir=str(root))
@@ -255,17 +274,20 @@ async def test_retention_zero_keeps_everything_and_one_pass_at_a_time(
 
 
 async def test_cli_dry_run_prints_the_plan(
-    new_database: NewDatabase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    new_backend_database: NewDatabase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = await new_database()
+    url = await new_backend_database()
     root = tmp_path / "evidence"
     files = await _world(url, root)
+    plan = await run_retention(url, _settings(root), dry_run=True, now=NOW)
+    assert plan is not None
+    label = {p.day: p.label for p in plan.partitions}  # a partition's name, or a chunk's with its day
     args = build_parser().parse_args(["retention", "--dry-run"])
     settings = _settings(root).model_copy(update={"database_url": url})
     assert await args.handler(settings, args) == 0
     out = capsys.readouterr().out
-    assert f"{partition_name(OLD_CLOSED)}: would drop" in out
-    assert f"{partition_name(OLD_OPEN)}: would trim, {READINGS_PER_DAY} reading(s) kept for a-dev-open" in out
+    assert f"{label[OLD_CLOSED]}: would drop" in out
+    assert f"{label[OLD_OPEN]}: would trim, {READINGS_PER_DAY} reading(s) kept for a-dev-open" in out
     assert "would delete 2 file(s)" in out
     assert all(path.exists() for path in files.values())
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:

@@ -1,7 +1,9 @@
 """The telemetry store on the real embedded Kafka and PostgreSQL: readings from `vigil.telemetry.v1`
-land in `telemetry` once each, however often they are delivered; bad records are dead-lettered and
-the rest of their batch is stored; partitions appear for the days readings need; a database that
-is away holds the batch back instead of losing it."""
+land in `telemetry` once each, however often they are delivered (into a TimescaleDB chunk that is
+already compressed too); bad records are dead-lettered and the rest of their batch is stored; late
+readings find a partition or chunk for their day; a database that is away holds the batch back
+instead of losing it. Each test that takes `backend` runs on native daily partitions and on
+TimescaleDB (tests/databases.py), with the same assertions."""
 
 from __future__ import annotations
 
@@ -100,8 +102,9 @@ async def wait_rows(pool: Any, uid: str, count: int) -> list[tuple[str, datetime
 
 
 async def test_readings_are_stored_once_and_bad_records_dead_lettered(
-    settings: Settings, pool: Any, uid: str, producer: AIOKafkaProducer
+    settings: Settings, backend_url: str, backend_pool: Any, uid: str, producer: AIOKafkaProducer
 ) -> None:
+    settings, pool = settings.model_copy(update={"database_url": backend_url}), backend_pool
     base = now_ms() - 60_000
     messages = [reading(uid, base + i * 1000, i, device=i % 3) for i in range(30)]
     status = DeviceStatus(f"ent-{uid}", f"dev-{uid}-0", f"site-{uid}", "freezer", base, True, base)
@@ -139,12 +142,15 @@ async def test_readings_are_stored_once_and_bad_records_dead_lettered(
     assert len(await stored(pool, uid)) == 62
 
 
-async def test_write_rows_is_idempotent_and_keeps_the_first_value(pool: Any, uid: str) -> None:
+async def test_write_rows_is_idempotent_and_keeps_the_first_value(
+    backend: str, backend_pool: Any, uid: str
+) -> None:
+    pool = backend_pool
     at = datetime.now(UTC).replace(microsecond=0)
     partitions = Partitions()
     async with pool.connection() as conn:
         await partitions.load(conn)
-    assert partitions.kind == "native"  # no TimescaleDB here
+    assert partitions.kind == backend
     await partitions.ensure(pool, {at.date()})
     rows = [(f"dev-{uid}-0", f"ent-{uid}", at + timedelta(seconds=i), "t", float(i)) for i in range(10)]
     assert await write_rows(pool, rows[:6]) == 6  # the fast path: a plain binary COPY
@@ -155,27 +161,82 @@ async def test_write_rows_is_idempotent_and_keeps_the_first_value(pool: Any, uid
     assert values == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 106.0, 107.0, 108.0, 109.0]
 
 
-async def test_partitions_are_created_for_the_days_readings_need(
-    settings: Settings, pool: Any, uid: str, producer: AIOKafkaProducer
+async def chunk_compressed(pool: Any, at: datetime) -> bool | None:
+    """Whether the TimescaleDB chunk holding `at` is compressed; None if there is no such chunk."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT is_compressed FROM timescaledb_information.chunks WHERE hypertable_name = 'telemetry'"
+            " AND range_start <= %s AND range_end > %s",
+            (at, at),
+        )
+        row = await cur.fetchone()
+    return None if row is None else bool(row[0])
+
+
+async def test_redelivery_into_a_compressed_chunk_stores_only_what_is_new(
+    backend: str, backend_pool: Any, uid: str
 ) -> None:
+    """Ten days back: past TimescaleDB's compression policy (7 days). A redelivered batch meets
+    readings that sit in compressed batches; late readings of the same hour land beside them."""
+    pool = backend_pool
+    at = (datetime.now(UTC) - timedelta(days=10)).replace(hour=6, minute=0, second=0, microsecond=0)
+    partitions = Partitions()
+    async with pool.connection() as conn:
+        await partitions.load(conn)
+    await partitions.ensure(pool, {at.date()})
+    device, ent = f"dev-{uid}-0", f"ent-{uid}"
+    rows = [(device, ent, at + timedelta(minutes=i), "temperature", float(i)) for i in range(20)]
+    assert await write_rows(pool, rows) == 20
+    if backend == "timescaledb":
+        async with pool.connection() as conn:  # what the policy would do, now
+            await conn.execute(
+                "SELECT compress_chunk(c, if_not_compressed => true)"
+                " FROM show_chunks('telemetry', newer_than => %s, older_than => %s) c",
+                (at - timedelta(hours=6), at + timedelta(hours=18)),
+            )
+        assert await chunk_compressed(pool, at) is True
+
+    # The batch again with other values (a redelivery), and five readings the table never had.
+    late = [(device, ent, at + timedelta(minutes=20 + i), "temperature", float(20 + i)) for i in range(5)]
+    again = [(d, e, ts, m, v + 100) for d, e, ts, m, v in rows] + late
+    assert await write_rows(pool, again) == 5
+    assert await write_rows(pool, again) == 0
+    assert [row[3] for row in await stored(pool, uid)] == [float(i) for i in range(25)]
+    if backend == "timescaledb":
+        assert await chunk_compressed(pool, at) is True  # partly: the late rows wait for the policy
+
+
+async def test_late_readings_find_a_partition_or_chunk_for_their_day(
+    settings: Settings,
+    backend: str,
+    backend_url: str,
+    backend_pool: Any,
+    uid: str,
+    producer: AIOKafkaProducer,
+) -> None:
+    pool = backend_pool
     old = now_ms() - 40 * 86_400_000  # a device replaying its backlog: a day nobody prepared
     day = ms_to_datetime(old).date()
-    async with Store(settings, uid):
-        today = datetime.now(UTC).date()
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = 'telemetry'::regclass"
-            )
-            names = {row[0] for row in await cur.fetchall()}
-        ahead = {partition_name(today + timedelta(days=d)) for d in (-1, 0, 1, 2)}
-        assert ahead <= names
+    async with Store(settings.model_copy(update={"database_url": backend_url}), uid):
+        if backend == "native":
+            today = datetime.now(UTC).date()
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                    " WHERE i.inhparent = 'telemetry'::regclass"
+                )
+                names = {row[0] for row in await cur.fetchall()}
+            ahead = {partition_name(today + timedelta(days=d)) for d in (-1, 0, 1, 2)}
+            assert ahead <= names
         await send(producer, reading(uid, old, 1))
         rows = await wait_rows(pool, uid, 2)
     assert len(rows) == 2 and rows[0][1] == ms_to_datetime(old)
-    async with pool.connection() as conn:
-        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition_name(day),))
-        assert await cur.fetchone() == (True,)
+    if backend == "native":
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (partition_name(day),))
+            assert await cur.fetchone() == (True,)
+    else:
+        assert await chunk_compressed(pool, ms_to_datetime(old)) is False  # a new, uncompressed chunk
 
 
 async def test_a_database_outage_holds_the_batch_until_it_is_back(
