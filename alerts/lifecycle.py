@@ -57,6 +57,16 @@ ALLOWED: dict[Action, frozenset[str]] = {
     "operator_acknowledge": ACTIVE,
 }
 
+# Device rules whose violation is a point in time (an overdue cylinder filled that day): nothing
+# ever clears them, so an unfinished condition cannot hold up their verification.
+_POINT_RULES = frozenset({"date_compare"})
+# Why a verification is refused while the device still reports the violation, in both languages of
+# the catalogue (the operator reads it in the 409; the code's names come from the catalogue).
+STILL_ACTIVE_TEXT = (
+    "设备仍在报告“{name_zh}”（违法状态尚未解除），整改未完成，不能核验结案",
+    "cannot verify: the device still reports {name_en} (the condition has not cleared), so the"
+    " rectification is not complete",
+)
 _MAX_TEXT = 4000  # reasons and descriptions: a paragraph, not a document
 _MAX_PHOTOS = 10
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -69,6 +79,27 @@ def check_transition(action: Action, status: str) -> None:
             f"cannot {action.replace('_', ' ')} an alert that is {status}"
             f" (allowed from: {', '.join(sorted(allowed))})"
         )
+
+
+def condition_active(alert: Mapping[str, Any]) -> bool:
+    """Whether the device behind `alert` still reports its condition: the detector has not sent the
+    clear (`cleared_at` is null). Camera findings and point violations have no ongoing condition."""
+    if alert["source_kind"] != "device" or alert["cleared_at"] is not None:
+        return False
+    return (alert["evidence"] or {}).get("rule") not in _POINT_RULES
+
+
+def check_condition_cleared(alert: Mapping[str, Any]) -> None:
+    """Refuse to close a device alert as rectified while the sensor says the violation goes on: the
+    bureau closes a case on the facts, not on a photo (a freezer still at −5 °C is not fixed)."""
+    if condition_active(alert):
+        kind = catalogue().get(alert["code"])
+        zh, en = STILL_ACTIVE_TEXT
+        names = {
+            "name_zh": kind.name_zh if kind else alert["code"],
+            "name_en": kind.name_en if kind else alert["code"],
+        }
+        raise IllegalTransition(f"{en.format(**names)} / {zh.format(**names)}")
 
 
 def _text(value: str | None, what: str, *, required: bool) -> str | None:
@@ -187,6 +218,7 @@ async def verify(
     warning; a repeat, or anything corrected late, is a penalty case and gets a follow-up visit."""
     alert = await lock_alert(conn, alert_id)
     check_transition("verify", alert["status"])
+    check_condition_cleared(alert)
     late = alert["rectified_at"] is not None and alert["rectified_at"] > alert["deadline"]
     penalty = alert["penalty_case"] or late
     disposition = "penalty" if penalty else "warning" if alert["leniency"] == "first_offence" else "corrected"

@@ -19,18 +19,24 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+import psycopg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 
 from detectors.early_warning import EarlyWarning
 from detectors.rules import Rulebook, RuleEngine
+from detectors.rules.profiles import registration_catalogue
+from detectors.rules.state_never import NeverConnected, Registered
+from detectors.rules.state_reopen import ClosedAlert, reopen
 from vigil import metrics
 from vigil.errors import InvalidMessage
 from vigil.events import DeviceEvent, DeviceStatus, Telemetry, Violation, decode_device_message, encode
 from vigil.kafka import now_ms
-from vigil.registry import Device, DeviceRegistry
+from vigil.registry import Device, DeviceRegistry, publish_profiles, unknown_profile_detail
 from vigil.settings import Settings
 from vigil.topics import TELEMETRY, VIOLATIONS
 from vigil.worker import KafkaWorker, Record
@@ -48,6 +54,25 @@ _TICK_S = 1.0
 # message that is yet to come (it would find a device offline, or a condition still holding, that
 # the message would have shown otherwise).
 _TICK_GRACE_MS = 10_000
+# How often the database is asked for device alerts closed while their condition still held (issue
+# 16.5): the new alert follows the close within this, and the query reads a partial index
+# (migration 0012_device_watch) that holds only such alerts.
+_REOPEN_POLL_S = 5.0
+_CLOSED_WHILE_ACTIVE = """
+SELECT a.source_id, a.code, a.status, a.closed_at, array_agg(av.violation_id)
+FROM alerts a JOIN alert_violations av ON av.alert_id = a.alert_id AND av.state = 'active'
+WHERE a.source_kind = 'device' AND a.status IN ('closed', 'dismissed') AND a.cleared_at IS NULL
+  AND a.closed_at > now() - make_interval(secs => %s)
+GROUP BY a.alert_id
+"""
+# Devices registered since a partition's known history began: the never-connected candidates
+# (issue 16.4), checked on the same poll; the devices_created index (migration 0012) keeps it small.
+_REGISTERED_SINCE = """
+SELECT device_id, enterprise_id, site_id, profile, attributes, created_at FROM devices WHERE created_at >= %s
+"""
+# Ingest keys telemetry by device id with the producer's default partitioner: the same function
+# says which partition, and so which detector, a device that has never sent anything belongs to.
+_PARTITION_OF = DefaultPartitioner()
 
 # Prometheus children bound once; each moves once per batch (see handle).
 _READINGS = metrics.telemetry_messages.labels("telemetry")
@@ -55,6 +80,10 @@ _EVENTS = metrics.telemetry_messages.labels("event")
 _STATUSES = metrics.telemetry_messages.labels("status")
 _INVALID = metrics.telemetry_messages.labels("invalid")
 _VIOLATIONS = metrics.violations.labels("telemetry")
+_LATE = {
+    "telemetry": metrics.telemetry_late.labels("telemetry"),
+    "event": metrics.telemetry_late.labels("event"),
+}
 
 
 @dataclass(slots=True)
@@ -64,6 +93,7 @@ class DetectorStats:
     statuses: int = 0
     violations: int = 0
     dead_lettered: int = 0
+    late: int = 0  # stamped earlier than the device's newest: stored, counted, not judged
 
 
 class TelemetryDetector(KafkaWorker):
@@ -86,19 +116,27 @@ class TelemetryDetector(KafkaWorker):
         # The offset after the last record handled, per partition: caught up when it reaches the
         # partition's high watermark.
         self._positions: dict[int, int] = {}
+        # Per partition: the registered devices that never sent a message (see state_never).
+        self._never: dict[int, NeverConnected] = {}
         # Batches and wall-clock ticks take turns, so a tick never sees half a batch.
         self._turn = asyncio.Lock()
         self.stats = DetectorStats()
 
     async def _prepare(self) -> None:
+        # What registration checks (the API may not import the profiles): published at every start,
+        # so a deployment's profiles and the API's refusals never disagree for long.
+        async with self._pool.connection() as conn, conn.transaction():
+            await publish_profiles(conn, registration_catalogue(self._rulebook.profiles))
         await self._registry.load()
         self.spawn(self._registry.refresh_forever(_REGISTRY_REFRESH_S), "registry")
         self.spawn(self._tick_forever(), "tick")
+        self.spawn(self._watch_forever(), "watch")
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self._engines.pop(tp.partition, None)
             self._positions.pop(tp.partition, None)
+            self._never.pop(tp.partition, None)
 
     async def partitions_assigned(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
         """Rebuild rule state by re-reading the replay window of each assigned partition. A crash
@@ -108,6 +146,8 @@ class TelemetryDetector(KafkaWorker):
             self._engines.pop(tp.partition, None)
             self._positions.pop(tp.partition, None)
         window_ms = int(self._settings.detector_replay_window_s * 1000)
+        for tp in assigned:  # what the replay below re-reads is this partition's known history
+            self._never[tp.partition] = NeverConnected(self._rulebook, now_ms() - window_ms)
         if not assigned or window_ms == 0:
             return
         since = now_ms() - window_ms
@@ -166,6 +206,14 @@ class TelemetryDetector(KafkaWorker):
                     self.stats.dead_lettered += 1
                     sends.append(await self.dead_letter(record, exc.reason, exc.detail))
                     continue
+                if message.profile not in self._rulebook.profiles:
+                    # Never judged, so never silent: the device's readings stay on record with why.
+                    self.stats.dead_lettered += 1
+                    detail = unknown_profile_detail(
+                        message.device_id, message.profile, self._rulebook.profiles
+                    )
+                    sends.append(await self.dead_letter(record, "unknown_profile", detail))
+                    continue
                 if isinstance(message, Telemetry):
                     self.stats.readings += 1
                 elif isinstance(message, DeviceEvent):
@@ -175,7 +223,13 @@ class TelemetryDetector(KafkaWorker):
                 device = await self._device(message.device_id)
                 engine = self._engine(record.partition)
                 touched.add(record.partition)
+                never = self._never.get(record.partition)
+                if never is not None and len(never):  # a never-connected device's first message
+                    await self._send(never.connected(message.device_id, message.received_at), sends)
+                late = engine.stats.late
                 await self._send(engine.feed(message, device), sends)
+                if engine.stats.late > late:  # the engine left it alone (see _count_late)
+                    self._count_late(message)
                 if self._early is not None:
                     await self._send(self._early.warnings(message, device), sends)
             # Timers the batch's own messages ran past (another device's heartbeat, a door).
@@ -187,6 +241,12 @@ class TelemetryDetector(KafkaWorker):
             # offsets move on.
             if sends:
                 await asyncio.gather(*sends)
+
+    def _count_late(self, message: Telemetry | DeviceEvent | DeviceStatus) -> None:
+        """One more late message: the rules judge a device's messages in the order of its own clock
+        and ignore one stamped before its newest (see the README's device contract)."""
+        self.stats.late += 1
+        _LATE["event" if isinstance(message, DeviceEvent) else "telemetry"].inc()
 
     def _measure(self, started: float, before: tuple[int, int, int, int]) -> None:
         """The batch's share of the Prometheus metrics: its rule time and its messages by kind,
@@ -237,6 +297,85 @@ class TelemetryDetector(KafkaWorker):
                 if high is None or self._positions.get(tp.partition, 0) < high:
                     continue
                 await self._send(engine.tick(max(wall, engine.watermark)), sends)
+            if sends:
+                await asyncio.gather(*sends)
+            return len(sends)
+
+    async def _watch_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_REOPEN_POLL_S)
+            try:
+                await self.reopen_closed()
+                await self.flag_never_connected()
+            except psycopg.Error as exc:  # the database is away: the next poll finds the same alerts
+                log.warning("could not read closed alerts or new devices (%s)", exc)
+            except KafkaError as exc:
+                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                    raise
+                # As for a tick: the engine holds the new ids already; rebuild so they are sent again.
+                log.warning("Kafka unavailable while raising a condition again (%r); rebuilding state", exc)
+                async with self._turn:
+                    await self.rewind()
+
+    async def reopen_closed(self) -> int:
+        """Raise again, as a new alert, every episode still under way whose alert was closed or
+        dismissed (see `detectors.rules.state_reopen`). Returns the violations sent."""
+        if not self._engines:
+            return 0
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_CLOSED_WHILE_ACTIVE, (self._settings.detector_replay_window_s,))
+            closed = [
+                ClosedAlert(device, code, status, int(at.timestamp() * 1000), frozenset(ids))
+                for device, code, status, at, ids in await cur.fetchall()
+            ]
+        if not closed:
+            return 0
+        async with self._turn:
+            sends: list[Awaitable[RecordMetadata]] = []
+            for engine in list(self._engines.values()):
+                await self._send(reopen(engine, closed), sends)
+            if sends:
+                await asyncio.gather(*sends)
+            return len(sends)
+
+    async def flag_never_connected(self, now: int | None = None) -> int:
+        """DEVICE_OFFLINE for the devices of every caught-up partition that were registered more
+        than their heartbeat ago and have sent nothing since (`now`, for tests). Returns the
+        violations sent."""
+        consumer = self._consumer
+        if consumer is None or not self._never:
+            return 0
+        since = min(tracker.since for tracker in self._never.values())
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_REGISTERED_SINCE, (datetime.fromtimestamp(since / 1000, tz=UTC),))
+            rows = await cur.fetchall()
+        partitions = sorted(consumer.partitions_for_topic(TELEMETRY) or ())
+        if not rows or not partitions:
+            return 0
+        mine: dict[int, list[Registered]] = {}
+        for device, enterprise, site, profile, attributes, created in rows:
+            registered = Registered(
+                device, enterprise, site, profile, attributes or {}, int(created.timestamp() * 1000)
+            )
+            mine.setdefault(_PARTITION_OF(device.encode(), partitions, partitions), []).append(registered)
+        async with self._turn:
+            wall = (now_ms() if now is None else now) - _TICK_GRACE_MS
+            sends: list[Awaitable[RecordMetadata]] = []
+            for tp in consumer.assignment():
+                tracker, devices = self._never.get(tp.partition), mine.get(tp.partition)
+                try:
+                    high = consumer.highwater(tp)
+                except (AssertionError, KafkaError):  # revoked meanwhile
+                    continue
+                # As for a tick: a partition still reading its backlog may hold the first message.
+                if (
+                    tracker is None
+                    or not devices
+                    or high is None
+                    or self._positions.get(tp.partition, 0) < high
+                ):
+                    continue
+                await self._send(tracker.check(self._engine(tp.partition), devices, wall), sends)
             if sends:
                 await asyncio.gather(*sends)
             return len(sends)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import socket
 import threading
@@ -30,12 +31,22 @@ from aiokafka.structs import RecordMetadata
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ingest.payloads import Limits, check_size, parse_payload, parse_topic
+from ingest.payloads import (
+    Limits,
+    attributes,
+    check_size,
+    parse_payload,
+    parse_topic,
+    thingsboard_telemetry,
+)
+from ingest.thingsboard import PREFIX as THINGSBOARD_PREFIX
+from ingest.thingsboard import ThingsBoardEndpoint
 from vigil import metrics, mqtt
 from vigil.db import make_pool
 from vigil.errors import InfrastructureUnavailable, InvalidMessage, UnknownSource
 from vigil.events import encode
 from vigil.kafka import DeadLetterSink, ensure_topics, make_producer, now_ms
+from vigil.keys import device_for_token
 from vigil.registry import Device, DeviceRegistry
 from vigil.service import Service
 from vigil.settings import Settings
@@ -56,6 +67,9 @@ REGISTRY_LOOKUP_TIMEOUT_S, REGISTRY_BACKOFF_S = 2.0, 5.0
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.2, 5.0
 # How often a paho thread blocked on a full queue checks whether the service is stopping.
 _PUT_POLL_S = 0.5
+# A ThingsBoard access token's device is looked up at most this often per token: revoking a token
+# ends its use within this time, even on a connection already open.
+TOKEN_CACHE_S = 5.0
 
 
 def default_client_id() -> str:
@@ -136,6 +150,8 @@ class MqttKafkaBridge(Service):
         self._generation = 0
         self._generation_lock = threading.Lock()
         self._stopping = False
+        self._thingsboard: ThingsBoardEndpoint | None = None
+        self._tokens: dict[bytes, tuple[float, Device | None]] = {}
         self.stats = BridgeStats()
 
     @property
@@ -167,6 +183,13 @@ class MqttKafkaBridge(Service):
         # The worker runs before MQTT connects: a resumed session delivers its backlog at once.
         self.spawn(self._work(), "worker")
         self.spawn(self._registry.refresh_forever(REGISTRY_REFRESH_S), "registry")
+        if self._settings.ingest_thingsboard_port:
+            self._thingsboard = ThingsBoardEndpoint(
+                self._settings.ingest_thingsboard_host, self._settings.ingest_thingsboard_port,
+                authenticate=self._token_device, accept=self._accept_thingsboard,
+                max_payload_bytes=self._limits.max_payload_bytes,
+            )  # fmt: skip
+            await self._thingsboard.start()
 
         self._subscribed = self._loop.create_future()
         client = mqtt.mqtt_client(url, self._client_id, clean_session=False, manual_ack=True)
@@ -188,6 +211,8 @@ class MqttKafkaBridge(Service):
         # The worker is already cancelled (Service.stop). Messages received but not acknowledged
         # stay in the broker's session and come again on the next start.
         self._stopping = True
+        if self._thingsboard is not None:
+            await self._thingsboard.stop()
         if self._client is not None:
             await asyncio.to_thread(mqtt.disconnect, self._client)  # joins paho's thread
         if self._producer is not None:
@@ -317,6 +342,45 @@ class MqttKafkaBridge(Service):
                 "unknown_device", f"device {device_id!r} is not registered; register it before it publishes"
             )
         return device
+
+    # --- ThingsBoard devices (ingest/thingsboard.py) -------------------------------------------
+
+    async def _token_device(self, token: str) -> Device | None:
+        """The registered device of a live access token, or None; cached for TOKEN_CACHE_S."""
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._tokens.get(digest)
+        if cached is not None and time.monotonic() - cached[0] < TOKEN_CACHE_S:
+            return cached[1]
+        try:
+            async with self._pool.connection(timeout=REGISTRY_LOOKUP_TIMEOUT_S) as conn:
+                found = await device_for_token(conn, token)
+            device = await self._lookup(found.device_id) if found is not None else None
+        except InvalidMessage:  # the token's device is gone from the registry
+            device = None
+        if len(self._tokens) > 100_000:  # bounded: unknown tokens cannot grow it without limit
+            self._tokens.clear()
+        self._tokens[digest] = (time.monotonic(), device)
+        return device
+
+    async def _accept_thingsboard(self, device: Device, kind: str, payload: bytes) -> None:
+        """One message of a ThingsBoard device, through the same checks and delivery as the
+        broker path; returns once Kafka has its records (or its dead letter)."""
+        received_at = now_ms()
+        # The topic is the same for every ThingsBoard device: the source names the device too.
+        source = f"{THINGSBOARD_PREFIX}{kind} (device {device.device_id})"
+        message = Inbound(source, payload, 0, 0, -1, received_at)
+        metrics.ingest_received.inc()
+        self.stats.received += 1
+        key = device.device_id.encode()
+        try:
+            if kind == "attributes":
+                events: list[Any] = [attributes(payload, device, received_at, self._limits)]
+            else:
+                events = list(thingsboard_telemetry(payload, device, received_at, self._limits))
+            verdict = _Verdict(message, key, [encode(event) for event in events])
+        except InvalidMessage as exc:
+            verdict = _Verdict(message, key, [], exc)
+        self._count(await self._deliver([verdict]))
 
     async def _send(self, verdict: _Verdict) -> list[asyncio.Future[RecordMetadata]]:
         assert self._producer is not None and self._deadletter is not None

@@ -120,6 +120,21 @@ def parse_payload(
     raise InvalidMessage("bad_topic", f"message kind {_show(kind)} is not one of {DEVICE_MESSAGE_KINDS}")
 
 
+def attributes(
+    payload: bytes, device: Device, received_at: int, limits: Limits = DEFAULT_LIMITS
+) -> DeviceEvent:
+    """ThingsBoard client attributes (`v1/devices/me/attributes`: `{"firmware": "1.2", ...}`) as an
+    `attributes` event whose data is the object, stamped with the time of arrival."""
+    check_size(payload, limits)
+    if not payload.strip():
+        raise InvalidMessage("empty_payload", "payload is empty; expected a JSON object of attributes")
+    obj = _object(_json(payload), "an attributes payload")
+    return DeviceEvent(
+        device.enterprise_id, device.device_id, device.site_id, device.profile, received_at, "attributes",
+        obj, received_at,
+    )  # fmt: skip
+
+
 def _json(payload: bytes) -> Any:
     try:
         return orjson.loads(payload)
@@ -226,7 +241,20 @@ def _reading(obj: Json, device: Device, received_at: int, limits: Limits, *, bar
     )
 
 
-def _telemetry(doc: Any, device: Device, received_at: int, limits: Limits) -> list[Telemetry]:
+def thingsboard_telemetry(
+    payload: bytes, device: Device, received_at: int, limits: Limits = DEFAULT_LIMITS
+) -> list[Telemetry]:
+    """`v1/devices/me/telemetry` as ThingsBoard takes it: the forms of `telemetry` above, and also a
+    list of bare `{"name": number}` objects, which is what the SDK's `send_telemetry({...})` sends."""
+    check_size(payload, limits)
+    if not payload.strip():
+        raise InvalidMessage("empty_payload", "payload is empty; expected a JSON document")
+    return _telemetry(_json(payload), device, received_at, limits, bare_items=True)
+
+
+def _telemetry(
+    doc: Any, device: Device, received_at: int, limits: Limits, *, bare_items: bool = False
+) -> list[Telemetry]:
     if isinstance(doc, list):
         if not doc:
             raise InvalidMessage("missing_field", "the reading list is empty; expected at least one reading")
@@ -235,7 +263,8 @@ def _telemetry(doc: Any, device: Device, received_at: int, limits: Limits) -> li
                 "too_many_readings", f"the list has {len(doc)} readings; at most {MAX_READINGS} per message"
             )
         return [
-            _reading(_object(item, "each reading"), device, received_at, limits, bare=False) for item in doc
+            _reading(_object(item, "each reading"), device, received_at, limits, bare=bare_items)
+            for item in doc
         ]
     obj = _object(doc, "a telemetry payload")
     return [_reading(obj, device, received_at, limits, bare=True)]

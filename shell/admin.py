@@ -7,11 +7,13 @@ staff, sites, keys and enterprises commands run in one transaction. Also `vigil 
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 import orjson
 
 from vigil.errors import VigilError
+from vigil.registry import ProfileCatalogue
 from vigil.settings import Settings
 
 
@@ -24,8 +26,21 @@ def add_parsers(sub: Any) -> None:
     reg.add_argument("--site", required=True)
     reg.add_argument("--device", required=True)
     reg.add_argument("--profile", required=True, help="e.g. freezer, chiller")
-    reg.add_argument("--attr", action="append", help="attribute key=value (JSON values allowed)")
+    reg.add_argument(
+        "--attr",
+        action="append",
+        help="attribute key=value (true/false and numbers are typed, anything else is a string),"
+        " or key:=JSON for an explicit JSON scalar, e.g. --attr duration_s=60 --attr 'code:=\"007\"'",
+    )
     reg.set_defaults(handler=_register_device)
+    tok = dsub.add_parser(
+        "token", help="ThingsBoard access token of a device (stored hashed; printed once when issued)"
+    )
+    toksub = tok.add_subparsers(dest="token_command", required=True)
+    for action, text in (("issue", "issue a new token (revokes the device's earlier one)"),
+                         ("revoke", "revoke the device's token")):  # fmt: skip
+        toksub.add_parser(action, help=text).add_argument("device_id")
+    tok.set_defaults(handler=_device_token)
     cam = sub.add_parser("cameras", help="camera registry")
     csub = cam.add_subparsers(dest="cameras_command", required=True)
     creg = csub.add_parser("register", help="register (or update) a camera")
@@ -41,6 +56,18 @@ def add_parsers(sub: Any) -> None:
     )
     creg.add_argument("--disabled", action="store_true")
     creg.set_defaults(handler=_register_camera)
+    ctok = csub.add_parser(
+        "token", help="an edge box's push token for named cameras of one enterprise (hashed; printed once)"
+    )
+    ctoksub = ctok.add_subparsers(dest="push_action", required=True)
+    cissue = ctoksub.add_parser("issue", help="issue a push token for an edge box")
+    cissue.add_argument("--enterprise", required=True)
+    cissue.add_argument("--name", required=True, help="the edge box, e.g. 'kitchen 1 NVR'")
+    cissue.add_argument("--camera", action="append", required=True, help="a camera it pushes for (repeat)")
+    for action, text in (("rotate", "a new secret for the token; the old one stops at once"),
+                         ("revoke", "revoke the token")):  # fmt: skip
+        ctoksub.add_parser(action, help=text).add_argument("token_id")
+    ctok.set_defaults(handler=_camera_token)
 
     staff = sub.add_parser("staff", help="the bureau's staff")
     ssub = staff.add_subparsers(dest="staff_command", required=True)
@@ -160,31 +187,98 @@ async def _retention(settings: Settings, database_url: str, *, dry_run: bool) ->
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from vigil.db import migrate
+    from vigil.db import make_pool, migrate
+    from vigil.registry import publish_profiles
 
     if not settings.database_url:
         raise VigilError("set VIGIL_DATABASE_URL")
     print("\n".join(await migrate(settings.database_url)) or "up to date")
+    # The API checks registrations against the published profiles: publish them with the schema,
+    # so a fresh deployment refuses an unknown profile before any detector has started.
+    async with make_pool(settings.database_url, max_size=1) as pool, pool.connection() as conn:
+        await publish_profiles(conn, profile_catalogue())
     return 0
 
 
 async def _register_device(settings: Settings, args: argparse.Namespace) -> int:
     from vigil.db import make_pool, migrate
-    from vigil.registry import register_device
+    from vigil.registry import check_device_profile, publish_profiles, register_device
 
     if not settings.database_url:
         raise VigilError("set VIGIL_DATABASE_URL")
     await migrate(settings.database_url)
-    attributes = {}
-    for item in args.attr or []:
-        key, _, raw = item.partition("=")
-        attributes[key] = orjson.loads(raw) if raw[:1] in "-0123456789[{tf" else raw
+    attributes = dict(parse_attribute(item) for item in args.attr or [])
+    catalogue = profile_catalogue()
+    check_device_profile(args.profile, attributes, catalogue)  # before anything is written
     async with make_pool(settings.database_url) as pool:
         await register_device(
             pool, enterprise_id=args.enterprise, site_id=args.site, device_id=args.device,
             profile=args.profile, attributes=attributes,
         )  # fmt: skip
+        async with pool.connection() as conn, conn.transaction():
+            await publish_profiles(conn, catalogue)  # so the API checks against the same profiles
     print(f"registered {args.device} ({args.profile}) at {args.enterprise}/{args.site}")
+    return 0
+
+
+_ATTR_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # the API's attribute key pattern
+_INT = re.compile(r"^-?\d{1,18}$")
+_FLOAT = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d{1,3})?$")
+
+
+def parse_attribute(item: str) -> tuple[str, Any]:
+    """`key=value` typed predictably — `true`/`false` a boolean, a decimal number a number, anything
+    else the string as written — or `key:=JSON` for an explicit JSON scalar (`code:="007"`)."""
+    key, sep, raw = item.partition("=")
+    explicit = key.endswith(":")
+    key = key.removesuffix(":") if explicit else key
+    if not sep or not _ATTR_KEY.match(key):
+        raise VigilError(
+            f"--attr {item!r}: expected key=value or key:=JSON, the key 1-64 of A-Z a-z 0-9 _ . : -"
+        )
+    if explicit:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise VigilError(f"--attr {item!r}: {raw!r} is not valid JSON ({exc})") from None
+        if isinstance(value, dict | list):
+            raise VigilError(f"--attr {item!r}: attributes are scalars (string, number, boolean, null)")
+        return key, value
+    if raw in ("true", "false"):
+        return key, raw == "true"
+    if _INT.match(raw):
+        return key, int(raw)
+    if _FLOAT.match(raw):
+        return key, float(raw)
+    return key, raw
+
+
+def profile_catalogue() -> ProfileCatalogue:
+    """The shipped profiles as registration checks them: each attribute a profile reads, typed."""
+    from detectors.rules.profiles import load_profiles, registration_catalogue
+
+    return registration_catalogue(load_profiles())
+
+
+async def _device_token(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil import keys
+    from vigil.db import make_pool, migrate
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    await migrate(settings.database_url)
+    async with (
+        make_pool(settings.database_url, max_size=1) as pool,
+        pool.connection() as conn,
+        conn.transaction(),
+    ):
+        if args.token_command == "issue":  # noqa: S105 (a sub-command name, not a secret)
+            token_id, token = await keys.issue_device_token(conn, args.device_id, created_by="cli")
+            print(f"device {args.device_id}: access token {token_id} (MQTT username of the ThingsBoard SDK):")
+            print(f"{token}\n(shown once; Vigil keeps only its hash)")
+        else:
+            revoked = await keys.revoke_device_token(conn, args.device_id)
+            print(f"device {args.device_id}: " + ("token revoked" if revoked else "had no live token"))
     return 0
 
 
@@ -206,4 +300,33 @@ async def _register_camera(settings: Settings, args: argparse.Namespace) -> int:
         )  # fmt: skip
     print(f"registered camera {camera.camera_id} ({camera.source}, {camera.sample_fps:g} fps, "
           f"{len(camera.zones)} zones) at {args.enterprise}/{args.site}")  # fmt: skip
+    return 0
+
+
+async def _camera_token(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil import keys
+    from vigil.db import make_pool, migrate
+
+    if not settings.database_url:
+        raise VigilError("set VIGIL_DATABASE_URL")
+    await migrate(settings.database_url)
+    async with (
+        make_pool(settings.database_url, max_size=1) as pool,
+        pool.connection() as conn,
+        conn.transaction(),
+    ):
+        if args.push_action == "issue":
+            token_id, token = await keys.issue_push_token(
+                conn, enterprise_id=args.enterprise, name=args.name, cameras=args.camera, created_by="cli"
+            )
+            cameras = ", ".join(sorted(set(args.camera)))
+            print(f"push token {token_id} ({args.name}, {args.enterprise}: {cameras}):")
+            print(f"{token}\n(shown once; Vigil keeps only its hash)")
+        elif args.push_action == "rotate":
+            token = await keys.rotate_push_token(conn, args.token_id)
+            print(f"push token {args.token_id} rotated; the old secret no longer works:")
+            print(f"{token}\n(shown once; Vigil keeps only its hash)")
+        else:
+            await keys.revoke_push_token(conn, args.token_id)
+            print(f"push token {args.token_id} revoked")
     return 0

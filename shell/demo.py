@@ -94,7 +94,7 @@ async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False
             print(f"  ✓ simulated site {site.spec.site_id}: {len(site.spec.devices)} devices, "
                   f"{site.spec.devices[0].device_id} fails after {site.spec.fail_after_s:g}s")  # fmt: skip
             shows = (
-                "real held-out photos: faces with and without masks, cigarettes; 6 s each"
+                "one real held-out photo each, held steady: faces with and without masks, cigarettes"
                 if cameras.photos
                 else "scripted: no mask, smoking, a rat, lens covered; every 2 min"
             )

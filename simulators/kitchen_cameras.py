@@ -2,8 +2,10 @@
 as cameras of the demo site, so `vigil demo` exercises the real pull path (HTTP, OpenCV, gating,
 Kafka, the detector) and not a shortcut.
 
-With the trained kitchen model (the default) the cameras show real held-out photos
-(`PhotoScene`); with the simulator's colour-marker model they show the scripted cartoon kitchen.
+With the trained kitchen model (the default) there is one camera per bundled held-out photo, each
+showing its photo steadily (`PhotoScene`: a slideshow looked like a camera turned away to the
+tamper check, issue 16.8); with the simulator's colour-marker model two cameras show the scripted
+cartoon kitchen.
 """
 
 from __future__ import annotations
@@ -14,13 +16,28 @@ from psycopg_pool import AsyncConnectionPool
 
 from simulators.camera import DEMO_LOOP_S, DEMO_SCRIPT, KitchenScene
 from simulators.mjpeg import MjpegServer, Scene
-from simulators.photo_scene import PhotoScene
+from simulators.photo_scene import PhotoScene, bundled_photos
 from vigil.cameras import register_camera
 from vigil.service import Service
 
 # Frames per second each simulated camera serves; ingest samples fewer (the camera's sample_fps).
 STREAM_FPS = 5.0
 SAMPLE_FPS = 2.0
+CARTOON_CAMERAS = 2  # cameras showing the cartoon kitchen (with the colour-marker model)
+
+
+def demo_cameras(*, photos: bool = True) -> int:
+    """How many cameras the demo runs: one per bundled photo, or CARTOON_CAMERAS."""
+    return len(bundled_photos()) if photos else CARTOON_CAMERAS
+
+
+def demo_scene(i: int, *, photos: bool = True) -> Scene:
+    """What the demo's camera `i` shows (the tests run these through the real tamper check)."""
+    if photos:
+        return PhotoScene(bundled_photos()[i], seed=i)
+    # Different seeds place the workers differently; a time offset (below) keeps the scripted
+    # violations of the cameras from all happening at once.
+    return KitchenScene(DEMO_SCRIPT, seed=i, loop_s=DEMO_LOOP_S)
 
 
 class SimulatedKitchenCameras(Service):
@@ -32,12 +49,15 @@ class SimulatedKitchenCameras(Service):
         *,
         enterprise_id: str,
         site_id: str,
-        cameras: int = 2,
+        cameras: int | None = None,
         photos: bool = True,
     ) -> None:
+        """`cameras` defaults to `demo_cameras(photos=photos)`; with photos, at most one per photo."""
         super().__init__()
         self._pool, self.enterprise_id, self.site_id = pool, enterprise_id, site_id
         self.photos = photos
+        if cameras is None:
+            cameras = demo_cameras(photos=photos)
         self.servers = [
             MjpegServer(self._scene(i, photos), fps=STREAM_FPS, start_s=self._start_s(i, cameras, photos))
             for i in range(cameras)
@@ -46,11 +66,7 @@ class SimulatedKitchenCameras(Service):
 
     @staticmethod
     def _scene(i: int, photos: bool) -> Scene:
-        if photos:
-            return PhotoScene(offset=3 * i)  # the second camera starts halfway through the photos
-        # Different seeds place the workers differently; a time offset (below) keeps the scripted
-        # violations of the cameras from all happening at once.
-        return KitchenScene(DEMO_SCRIPT, seed=i, loop_s=DEMO_LOOP_S)
+        return demo_scene(i, photos=photos)
 
     @staticmethod
     def _start_s(i: int, cameras: int, photos: bool) -> float:

@@ -14,8 +14,9 @@ from vigil.db import make_pool, migrate
 from vigil.kafka import ensure_topics
 from vigil.settings import Settings
 
-# `new_database`: for tests that need an empty database of their own.
-pytest_plugins = ["tests.databases"]
+# `new_database`: for tests that need an empty database of their own; `thingsboard_sdk_python`: the
+# ThingsBoard device SDK's own venv.
+pytest_plugins = ["tests.databases", "tests.thingsboard_sdk"]
 
 
 @pytest.fixture(scope="session")

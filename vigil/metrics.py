@@ -92,6 +92,14 @@ telemetry_rule_seconds = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 violations = Counter("vigil_detector_violations", "Violations emitted, by detector.", ["detector"])
+# Issue 16.6: a late message (stamped earlier than its device's newest) is stored but not judged by
+# the rules, so it must at least be counted where an operator looks.
+telemetry_late = Counter(
+    "vigil_telemetry_late_messages",
+    "Device messages stamped earlier than the device's newest, so not judged by the order-dependent "
+    "rules (telemetry, event); the telemetry store keeps them all the same.",
+    ["kind"],
+)
 
 # --- Kafka consumers (every consumer-group service) -----------------------------------------------
 consumer_lag = Gauge(
@@ -118,6 +126,19 @@ notices = Counter(
     "Outbox deliveries by channel (mqtt_notice, webhook, alert_stream) and outcome (delivered, "
     "failed: retried later, dead: given up).",
     ["channel", "outcome"],
+)
+
+
+# --- API -------------------------------------------------------------------------------------------
+api_auth_failures = Counter(
+    "vigil_api_auth_failures",
+    "Refused API credentials (a key or token presented and not accepted); a request without one is "
+    "not counted.",
+)
+api_auth_throttled = Counter(
+    "vigil_api_auth_throttled",
+    "Requests answered 429 because their address failed authentication too often "
+    "(VIGIL_API_AUTH_FAILURES_PER_MINUTE).",
 )
 
 

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+from vigil.errors import InvalidRequest
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +154,6 @@ async def register_device(
     site_name: str | None = None,
 ) -> None:
     """Create or update a device (and its enterprise and site if they are new)."""
-    from psycopg.types.json import Jsonb
-
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO enterprises (enterprise_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -166,3 +171,69 @@ async def register_device(
             " attributes = EXCLUDED.attributes, updated_at = now()",
             (device_id, enterprise_id, site_id, profile, Jsonb(attributes or {})),
         )
+
+
+# --- device profiles as registration sees them ------------------------------------------------
+# The profiles themselves belong to the telemetry detector (detectors/profiles/*.toml). What a
+# registration must respect — the profile names and the type of each attribute a profile reads —
+# is this small catalogue: {profile: {attribute: kind}}, built from the profiles by whoever may
+# import them (the shell, the detector) and published to the `device_profiles` table (migration
+# 0011) for the API, which may not import a service.
+NUMBER, TIMEZONE, TIME_OF_DAY = "number", "timezone", "time_of_day"
+ProfileCatalogue = dict[str, dict[str, str]]
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def unknown_profile_detail(device_id: str, profile: str, known: Iterable[str]) -> str:
+    return (
+        f"device {device_id!r} has profile {profile!r}, which is not a known profile;"
+        f" known profiles: {', '.join(sorted(known))}"
+    )
+
+
+def check_device_profile(profile: str, attributes: Mapping[str, Any], catalogue: ProfileCatalogue) -> None:
+    """Raise InvalidRequest, saying what is wrong and what is expected, when `profile` is not in
+    the catalogue or an attribute it reads has the wrong type. Attributes no profile reads (a
+    location, a model name) may be any scalar."""
+    if profile not in catalogue:
+        raise InvalidRequest(f"unknown profile {profile!r}; known profiles: {', '.join(sorted(catalogue))}")
+    problems = []
+    for name, kind in sorted(catalogue[profile].items()):
+        if name not in attributes or attributes[name] is None:
+            continue
+        value = attributes[name]
+        if kind == NUMBER and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+        ):
+            problems.append(f"{name} must be a number (profile {profile} compares it), got {value!r}")
+        elif kind == TIMEZONE and not (isinstance(value, str) and _zone(value)):
+            problems.append(f"{name} must be an IANA time zone such as Asia/Shanghai, got {value!r}")
+        elif kind == TIME_OF_DAY and not (isinstance(value, str) and _HHMM.match(value)):
+            problems.append(f"{name} must be a time of day HH:MM such as 22:00, got {value!r}")
+    if problems:
+        raise InvalidRequest("attributes do not fit profile " + profile + ": " + "; ".join(problems))
+
+
+def _zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+async def publish_profiles(conn: AsyncConnection[Any], catalogue: ProfileCatalogue) -> None:
+    """Make `catalogue` the published one (profiles no longer shipped are removed)."""
+    await conn.execute("DELETE FROM device_profiles WHERE NOT (profile = ANY(%s))", (list(catalogue),))
+    for profile, kinds in catalogue.items():
+        await conn.execute(
+            "INSERT INTO device_profiles (profile, attribute_kinds) VALUES (%s, %s)"
+            " ON CONFLICT (profile) DO UPDATE SET attribute_kinds = EXCLUDED.attribute_kinds,"
+            " published_at = now()",
+            (profile, Jsonb(kinds)),
+        )
+
+
+async def published_profiles(conn: AsyncConnection[Any]) -> ProfileCatalogue:
+    cur = await conn.execute("SELECT profile, attribute_kinds FROM device_profiles")
+    return {str(name): dict(kinds) for name, kinds in await cur.fetchall()}

@@ -36,11 +36,27 @@ class Settings(BaseSettings):
     # MQTT passwords are HMAC-SHA256(this key, username) (`vigil mqtt acl --passwd`, `vigil mqtt
     # password`): nothing per device is stored, and rotating the key rotates every credential.
     mqtt_credential_key: SecretStr | None = None
+    # MQTT notices are signed with a secret per enterprise derived from this key
+    # (`alerts.notices.notice_secret`, `vigil mqtt notice-secret <enterprise>`); the notifier needs it.
+    notice_signing_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     # Browser sessions exchange an API key for a token that lives this long: a shift's screen
     # re-authenticates hourly, and a leaked token is worthless by the next shift.
     api_session_ttl_s: float = Field(default=3600.0, ge=60, le=86_400)
+    # A JSON request body larger than this is refused (413) while it is read, before the credential
+    # is checked: no JSON this API takes comes near 1 MiB. Uploads have their own documented limit.
+    api_max_json_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Rectification photos: at most this many pixels, read from the image header before anything
+    # is decoded (a decoder allocates width x height x 3 bytes up front: 24 MP is a 6000x4000 phone
+    # photo and 72 MB decoded; an 8000x8000 PNG of 187 KB would be 192 MB).
+    api_upload_max_pixels: int = Field(default=24_000_000, ge=1_000_000, le=64_000_000)
+    # Photos decoded at once across all requests of one API process: bounds the memory that decodes
+    # take together (slots x the pixel cap x 3 bytes) however many enterprises upload at the same time.
+    api_upload_decode_slots: int = Field(default=2, ge=1, le=16)
+    # Refused credentials per client address per minute before it is answered 429 (api/throttle.py):
+    # a person who mistypes a key a few times is never held up; a script guessing keys is.
+    api_auth_failures_per_minute: int = Field(default=20, ge=1)
 
     # A telemetry message is a handful of numbers; 64 KiB leaves room for large event payloads
     # while refusing anything that could only be abuse or a misrouted file.
@@ -57,6 +73,12 @@ class Settings(BaseSettings):
     # down) is found again only under the same id. Empty = `vigil-ingest-<hostname>`, which is
     # stable on a host but not across re-created containers: set it there.
     ingest_client_id: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    # ThingsBoard devices (their SDK publishes `v1/devices/me/...` with its access token as the MQTT
+    # username) connect to ingest itself on this port, not to the broker: only the endpoint that
+    # accepted the connection knows which device a `v1/devices/me/telemetry` message came from.
+    # 0 = off. See README, "ThingsBoard devices".
+    ingest_thingsboard_host: str = "127.0.0.1"
+    ingest_thingsboard_port: int = Field(default=0, ge=0, le=65535)
 
     # The telemetry detector keeps rule state in memory and rebuilds it, when it is given a
     # partition, by re-reading this much of the partition's recent past: it must cover the longest
@@ -125,6 +147,10 @@ class Settings(BaseSettings):
     # The camera ingest's HTTP port: frame push from edge boxes, per-camera counters.
     ingest_http_host: str = "127.0.0.1"
     ingest_http_port: int = Field(default=8001, ge=0, le=65535)
+    # The per-camera counters (`/v1/cameras/stats`, `/metrics` on the port above) list every
+    # tenant's cameras and their tamper state: outside demo mode they need this bearer token, and
+    # without it they are not served at all (403). Prometheus sends it with `authorization:`.
+    camera_metrics_token: SecretStr | None = None
 
     # --- vision detector ---
     # A model name from the `models` package, or a path to a manifest (.toml). `kitchen` is trained

@@ -45,6 +45,9 @@ from api.registry.common import (
     refused,
     write_status,
 )
+from vigil.errors import InvalidRequest, NotFound
+from vigil.keys import issue_device_token, revoke_device_token
+from vigil.registry import check_device_profile, published_profiles
 
 router = APIRouter()
 
@@ -159,6 +162,7 @@ async def put_device(
     if any(isinstance(v, float) and not math.isfinite(v) for v in body.attributes.values()):
         raise refused("attributes: numbers must be finite (no NaN or Infinity)")
     async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+        await check_profile(conn, body.profile, body.attributes)
         await lock_site_of(conn, body.site_id, body.enterprise_id)
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
@@ -176,6 +180,20 @@ async def put_device(
     log.info("%s %s device %s", principal.actor, "created" if row["created"] else "updated", device_id)
     write_status(response, bool(row["created"]))
     return Device.model_validate(row)
+
+
+async def check_profile(conn: Any, profile: str, attributes: dict[str, Any]) -> None:
+    """Refuse (422) an unknown profile or an attribute of the wrong type, against the profiles the
+    shell and the telemetry detector publish (`device_profiles`). Until any are published (a new
+    database before its first `vigil devices register` or detector start) nothing can be checked."""
+    catalogue = await published_profiles(conn)
+    if not catalogue:
+        log.warning("no device profiles published yet; profile %r of a device not checked", profile)
+        return
+    try:
+        check_device_profile(profile, attributes, catalogue)
+    except InvalidRequest as exc:
+        raise refused(str(exc)) from None
 
 
 @router.delete(
@@ -202,4 +220,43 @@ async def delete_device(principal: Supervisor, pool: Pool, device_id: IdPath) ->
             )
         await conn.execute("DELETE FROM devices WHERE device_id = %s", (device_id,))
     log.info("%s deleted device %s", principal.actor, device_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class DeviceTokenIssued(BaseModel):
+    device_id: str
+    token_id: str
+    token: str = Field(description="the ThingsBoard access token (MQTT username); shown this once")
+
+
+@router.post(
+    "/devices/{device_id}/token",
+    status_code=201,
+    responses=error_responses("device", 404),
+    summary="Issue a ThingsBoard access token for a device (revokes its earlier one); shown once",
+)
+async def issue_token(principal: Supervisor, pool: Pool, device_id: IdPath) -> DeviceTokenIssued:
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+        try:
+            token_id, token = await issue_device_token(conn, device_id, created_by=principal.actor)
+        except NotFound:
+            raise not_found("device", device_id) from None
+    log.info("%s issued access token %s for device %s", principal.actor, token_id, device_id)
+    return DeviceTokenIssued(device_id=device_id, token_id=token_id, token=token)
+
+
+@router.delete(
+    "/devices/{device_id}/token",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses("device", 404),
+    summary="Revoke a device's ThingsBoard access token",
+)
+async def revoke_token(principal: Supervisor, pool: Pool, device_id: IdPath) -> Response:
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+        try:
+            revoked = await revoke_device_token(conn, device_id)
+        except NotFound:
+            raise not_found("device", device_id) from None
+    log.info("%s revoked %d access token(s) of device %s", principal.actor, revoked, device_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

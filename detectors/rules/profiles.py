@@ -43,6 +43,7 @@ from detectors.rules.profile_tables import (
 from vigil.catalogue import Severity
 from vigil.config_errors import explain
 from vigil.errors import ConfigurationError
+from vigil.registry import NUMBER, TIME_OF_DAY, TIMEZONE, ProfileCatalogue
 
 __all__ = [  # the defaults and the two readers come from `profile_tables`, and are part of this API
     "DEFAULT_HEARTBEAT",
@@ -62,6 +63,7 @@ __all__ = [  # the defaults and the two readers come from `profile_tables`, and 
     "load_profile_text",
     "load_profiles",
     "minutes_or_none",
+    "registration_catalogue",
     "timezone_or_none",
 ]
 
@@ -283,6 +285,17 @@ def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
     if directory is None:
         return dict(_shipped())
     return {p.stem: load_profile(p) for p in sorted(directory.glob("*.toml"))}
+
+
+def registration_catalogue(profiles: Mapping[str, Profile]) -> ProfileCatalogue:
+    """What registration checks of `profiles` (vigil.registry): each attribute a profile reads,
+    typed. Published to the database by the shell and the telemetry detector for the API."""
+    catalogue: ProfileCatalogue = {}
+    for name, profile in profiles.items():
+        kinds = dict.fromkeys((*profile.attributes, *profile.attribute_names()), NUMBER)
+        kinds.update(timezone=TIMEZONE, night_start=TIME_OF_DAY, night_end=TIME_OF_DAY)
+        catalogue[name] = kinds
+    return catalogue
 
 
 @lru_cache(maxsize=1)

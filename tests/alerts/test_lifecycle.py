@@ -248,6 +248,12 @@ async def test_a_second_offence_is_flagged_for_a_penalty_and_escalated_at_once(p
     await submit(pool, site, first["alert_id"])
     await act(pool, lifecycle.verify, first["alert_id"], actor=OPERATOR, policy=POLICY)
 
+    async with pool.connection() as conn:  # this enterprise has a webhook as well as MQTT
+        await conn.execute(
+            "UPDATE enterprises SET webhook_url = 'https://erp.test/vigil', webhook_secret = %s"
+            " WHERE enterprise_id = %s",
+            ("s" * 32, site.enterprise_id),
+        )
     second = await open_alert(pool, violation(site, source="cam-2"))
     assert (second["leniency"], second["penalty_case"], second["prior_alert_id"]) == (
         "repeat", True, first["alert_id"],
@@ -261,11 +267,21 @@ async def test_a_second_offence_is_flagged_for_a_penalty_and_escalated_at_once(p
         ("opened", None, "open"),
         ("escalated", "open", "escalated"),
     ]
-    [(_, opened)] = await notices(pool, second["alert_id"])  # one notice that says it all
+    by_kind = {n["kind"]: n for _, n in await notices(pool, second["alert_id"])}
+    assert sorted(by_kind) == ["escalated", "opened"]  # the escalation is a notice of its own
+    opened, escalated = by_kind["opened"], by_kind["escalated"]
     assert (
         opened["leniency"] == "repeat" and opened["penalty_case"] is True and opened["status"] == "escalated"
     )
     assert "立案" in opened["leniency_zh"]
+    assert escalated["notice_id"] == f"{second['alert_id']}:escalated:1" and escalated["penalty_case"] is True
+    assert escalated["reason"].startswith(f"repeat offence: alert {first['alert_id']}")
+    # In the inbox (above) and pushed on every channel the enterprise has, like the opening notice.
+    for notice in (opened, escalated):
+        pushed = await rows(
+            pool, "SELECT channel FROM outbox WHERE notice_id=%s ORDER BY channel", notice["notice_id"]
+        )
+        assert pushed == [("mqtt_notice",), ("webhook",)]
 
     await submit(pool, site, second["alert_id"])
     closed = await act(pool, lifecycle.verify, second["alert_id"], actor=OPERATOR, policy=POLICY)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from alerts import lifecycle
+from tests.alerts.test_ongoing_condition import clear, device_violation
 from tests.lifecycle import OPERATOR, POLICY, Site, act, alert, open_alert, submit, trail, violation
 
 
@@ -154,3 +155,22 @@ async def test_alerts_are_found_by_district_and_by_text_in_their_notes(client, p
     assert {a["alert_id"], b["alert_id"]} <= await found(district="Xuhui", enterprise_id=site.enterprise_id)
     assert await found(district="Elsewhere", enterprise_id=site.enterprise_id) == set()
     assert (await client.get("/api/v1/alerts", params={"q": "bad\x00"})).status_code == 422
+
+
+async def test_verify_while_the_device_still_reports_the_violation_is_a_409_saying_why(
+    client, pool, site: Site
+):
+    # Issue 16.5: a freezer still warm is not rectified, whatever the photo shows.
+    v = device_violation(site)
+    a = await open_alert(pool, v)
+    await submit(pool, site, a["alert_id"])
+    r = await client.post(f"/api/v1/alerts/{a['alert_id']}/verify", json={})
+    assert r.status_code == 409
+    assert r.json()["detail"] == (
+        "cannot verify: the device still reports Freezer warmer than -18 °C (the condition has not"
+        " cleared), so the rectification is not complete"
+        " / 设备仍在报告“冷冻库温度高于-18℃”（违法状态尚未解除），整改未完成，不能核验结案"
+    )
+    await clear(pool, v)
+    r = await client.post(f"/api/v1/alerts/{a['alert_id']}/verify", json={})
+    assert r.status_code == 200 and r.json()["status"] == "closed"

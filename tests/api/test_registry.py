@@ -470,3 +470,56 @@ def test_openapi_documents_summaries_and_put_examples(app) -> None:
             content = op["requestBody"]["content"]["application/json"]
             assert content["schema"].get("examples") or content.get("examples"), path
     assert "webhook_secret" not in str(doc)
+
+
+async def test_unknown_profiles_and_mistyped_attributes_are_refused_with_what_is_known(
+    client: httpx.AsyncClient, pool, seed: Seeder, uid: str, sup: dict[str, str]
+) -> None:
+    from shell.admin import profile_catalogue
+    from vigil.registry import publish_profiles
+
+    async with pool.connection() as conn:  # what `vigil devices register` and the detector publish
+        await publish_profiles(conn, profile_catalogue())
+    url = f"/api/v1/devices/dev-{uid}"
+    body = {"enterprise_id": seed.enterprise, "site_id": seed.site, "profile": "freezer"}
+    r = await client.put(url, json={**body, "profile": "freezr"}, headers=sup)
+    assert r.status_code == 422 and "unknown profile 'freezr'" in r.text and "freezer" in r.text, r.text
+    for attributes, says in (
+        ({"duration_s": "abc"}, "duration_s must be a number"),
+        ({"max_temp_c": True}, "max_temp_c must be a number"),
+        ({"timezone": "Mars/Base"}, "IANA time zone"),
+        ({"night_start": "25:00"}, "HH:MM"),
+    ):
+        r = await client.put(url, json={**body, "attributes": attributes}, headers=sup)
+        assert r.status_code == 422 and says in r.text, (attributes, r.text)
+    assert (await client.get(url)).status_code == 404  # nothing was written
+    fine = {"duration_s": 60, "location": "floor-2", "timezone": "Asia/Shanghai", "night_start": "22:00"}
+    r = await client.put(url, json={**body, "attributes": fine}, headers=sup)
+    assert r.status_code == 201 and r.json()["attributes"] == fine, r.text
+
+
+async def test_device_access_tokens_are_issued_once_stored_hashed_and_revoked(
+    client: httpx.AsyncClient, pool, seed: Seeder, uid: str, sup: dict[str, str]
+) -> None:
+    from vigil.keys import device_for_token
+
+    url = f"/api/v1/devices/tok-{uid}"
+    body = {"enterprise_id": seed.enterprise, "site_id": seed.site, "profile": "freezer"}
+    assert (await client.put(url, json=body, headers=sup)).status_code == 201
+    assert (await client.post(f"/api/v1/devices/none-{uid}/token", headers=sup)).status_code == 404
+    assert (await client.post(f"{url}/token")).status_code == 403  # the operator token: not a supervisor
+    first = (await client.post(f"{url}/token", headers=sup)).json()
+    second = (await client.post(f"{url}/token", headers=sup)).json()  # rotation revokes the first
+    async with pool.connection() as conn:
+        assert await device_for_token(conn, first["token"]) is None
+        found = await device_for_token(conn, second["token"])
+        assert found is not None and found.device_id == f"tok-{uid}"
+        stored = await _fetch(
+            pool,
+            "SELECT string_agg(token_sha256::text, ',') FROM device_tokens WHERE device_id = %s",
+            f"tok-{uid}",
+        )
+        assert second["token"] not in stored
+    assert (await client.delete(f"{url}/token", headers=sup)).status_code == 204
+    async with pool.connection() as conn:
+        assert await device_for_token(conn, second["token"]) is None
