@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from alerts.policy import Policy
 from api import (
     actions,
     alerts,
+    camera_tokens,
     dashboard,
     enterprise,
     evidence,
@@ -31,12 +33,18 @@ from api import (
 )
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
+from api.throttle import FailedAuthLimiter
+from api.uploads import MAX_FORM_BYTES, UploadLimits
 from vigil.db import make_pool
 from vigil.errors import ConfigurationError
 from vigil.evidence import EvidenceStore
+from vigil.http import BodyLimit
 from vigil.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The one route that takes more than JSON: a rectification form, photos included (api/uploads.py).
+_UPLOAD_PATH = re.compile(r"/api/v1/enterprise/alerts/[^/]+/rectification")
 
 # Start-up fails rather than serving a process that can never answer; orchestrators restart it.
 POOL_OPEN_TIMEOUT_S = 15.0
@@ -76,18 +84,28 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.authenticator = authenticator
+    app.state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
     # Snapshots are files on a volume shared with the detectors; without one, none are served.
     app.state.evidence = EvidenceStore(settings.evidence_dir) if settings.evidence_dir else None
     app.state.pool = None
     # Lifecycle moves need the leniency look-back, follow-up delay and public URL for notices.
     app.state.policy = Policy.from_settings(settings)
     app.state.session_ttl_s = settings.api_session_ttl_s
+    app.state.upload_limits = UploadLimits(settings.api_upload_max_pixels, settings.api_upload_decode_slots)
     app.state.kafka_bootstrap = settings.kafka_bootstrap  # the live stream; unset: it answers 503
+    json_limit = settings.api_max_json_bytes
+
+    def body_limit(path: str) -> int:
+        return MAX_FORM_BYTES if _UPLOAD_PATH.fullmatch(path) else json_limit
+
+    # Outermost of the app's own middleware: bodies are bounded before any route or credential.
+    app.add_middleware(BodyLimit, limit_for=body_limit)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(alerts.router)
     app.include_router(actions.router)
     app.include_router(keys.router)
+    app.include_router(camera_tokens.router)
     app.include_router(registry.router)
     app.include_router(enterprise.router)
     app.include_router(stream.router)

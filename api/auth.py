@@ -13,18 +13,25 @@ Routes ask for one of the `Annotated` aliases below; tenancy is decided here, no
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import ACQUIRE_TIMEOUT_S, Pool
+from api.deps import ACQUIRE_TIMEOUT_S, Pool, get_pool
 from api.models import ErrorBody
+from api.throttle import FailedAuthLimiter
+from vigil import metrics
 from vigil.keys import Role, identify
+
+log = logging.getLogger(__name__)
 
 # The refusal every route behind a credential documents.
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody, "description": "no valid token"}}
+# Every credential that is refused counts against the caller's address (api/throttle.py).
+THROTTLED = "too many refused credentials from this address; try again later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +88,48 @@ async def authenticate(
     if credentials is None:
         raise _unauthorized("missing bearer token")
     presented = credentials.credentials
+    limiter: FailedAuthLimiter = request.app.state.auth_limiter
+    address = request.client.host if request.client else "unknown"
+    if (wait := limiter.retry_after(address)) is not None:
+        metrics.api_auth_throttled.inc()
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, THROTTLED, headers={"Retry-After": str(wait)})
     authenticator: TokenAuthenticator = request.app.state.authenticator
     principal = authenticator.authenticate(presented)
     if principal is not None:
         return principal
-    if len(presented) > 200 or not presented.isascii():  # no key or token is this long, or not ASCII
-        raise _unauthorized("invalid bearer token")
-    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
-        identity = await identify(conn, presented)
+    identity = None
+    if len(presented) <= 200 and presented.isascii():  # no key or token is longer, or not ASCII
+        async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
+            identity = await identify(conn, presented)
     if identity is None:
+        limiter.failed(address)
+        metrics.api_auth_failures.inc()
+        # Never the credential itself: a mistyped key is most of a real key.
+        log.warning("refused credential from %s on %s %s", address, request.method, request.url.path)
         raise _unauthorized("invalid bearer token")
     return Principal(identity.name, identity.role, identity.enterprise_id, identity.key_id, identity.session)
+
+
+def presented_credential(request: Request) -> str | None:
+    """The bearer credential of this request, as presented (None without one)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+async def still_valid(request: Request, principal: Principal) -> bool:
+    """Whether the credential that authenticated `principal` would be accepted now: False once its
+    key is revoked or its session has expired or been signed out. For long-lived responses (the
+    live stream), which would otherwise outlive the credential they were opened with."""
+    presented = presented_credential(request)
+    if presented is None:
+        return False
+    authenticator: TokenAuthenticator = request.app.state.authenticator
+    if authenticator.authenticate(presented) is not None:
+        return True
+    pool = get_pool(request)
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
+        identity = await identify(conn, presented)
+    return identity is not None and identity.key_id == principal.key_id
 
 
 def _require(*roles: Role, what: str) -> object:

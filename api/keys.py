@@ -9,12 +9,12 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
-from api.auth import Authenticated, Supervisor
+from api.auth import Authenticated, Supervisor, presented_credential
 from api.deps import ACQUIRE_TIMEOUT_S, Pool
 from api.models import ErrorBody
 from vigil.errors import InvalidRequest, NotFound
 from vigil.events import ID_PATTERN
-from vigil.keys import create_key, open_session, revoke_key
+from vigil.keys import create_key, end_session, open_session, revoke_key
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -77,6 +77,26 @@ async def create_session(principal: Authenticated, pool: Pool, request: Request)
         subject=principal.subject, role=principal.role, enterprise_id=principal.enterprise_id,
         token=token, expires_at=expires_at,
     )  # fmt: skip
+
+
+@router.delete(
+    "/auth/session",
+    status_code=204,
+    response_class=Response,
+    responses={**_ERRORS, 400: {"model": ErrorBody, "description": "not a session token"}},
+    summary="Sign out: end this session token now, on the server (its live streams end too)",
+)
+async def delete_session(principal: Authenticated, pool: Pool, request: Request) -> Response:
+    # The dashboard's "Sign out" calls this: forgetting the token in the browser alone would leave
+    # it working for the rest of its TTL for whoever copied it.
+    token = presented_credential(request)
+    if not principal.session or token is None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "only a session token can be signed out; revoke a key instead"
+        )
+    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
+        await end_session(conn, token)
+    return Response(status_code=204)
 
 
 @router.post("/keys", status_code=201, responses=_ERRORS, summary="Create an API key (shown once)")

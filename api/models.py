@@ -115,6 +115,88 @@ class AlertDetail(AlertPublic):
     rectifications: list[Rectification] = Field(description="the enterprise's proof, oldest first")
 
 
+# --- the enterprise's view ---------------------------------------------------------------------
+# What an enterprise credential is shown of its own alerts: the alert less the bureau's internal
+# handling (who handles it, in which slot, whether it was flagged difficult, who acknowledged it on
+# the wall), and a history of what was decided and why as the enterprise was told it, instead of
+# the audit trail with its internal notes and staff names.
+
+
+class EnterpriseAlert(BaseModel):
+    alert_id: str
+    code: str
+    name_en: str | None = Field(description="English name from the violation catalogue")
+    name_zh: str | None = Field(description="Chinese name from the violation catalogue")
+    enterprise_id: str
+    site_id: str
+    source_kind: SourceKind
+    source_id: str
+    status: AlertStatus
+    severity: str = Field(description="info, minor, major or critical")
+    tier: int = Field(ge=1, le=3, description="1 = instant warning, 2 = rectify by deadline, 3 = routine")
+    summary: str
+    evidence: dict[str, Any]
+    detector: str
+    window_start: datetime
+    first_seen: datetime
+    last_seen: datetime
+    cleared_at: datetime | None = Field(description="when the condition itself ended")
+    occurrences: int
+    deadline: datetime
+    created_at: datetime
+    updated_at: datetime
+    leniency: Literal["first_offence", "repeat", "not_eligible"] = Field(
+        description="first offence (a warning if corrected in time), repeat, or not on the leniency list"
+    )
+    penalty_case: bool = Field(description="flagged for a penalty case (a repeat, or a missed deadline)")
+    prior_alert_id: str | None = Field(description="the earlier offence that makes this one a repeat")
+    disposition: Literal["warning", "penalty", "corrected", "false_alarm"] | None = Field(
+        description="how a closed or dismissed alert ended"
+    )
+    notified_at: datetime | None
+    acknowledged_at: datetime | None
+    rectified_at: datetime | None = Field(description="when the latest rectification was submitted")
+    escalated_at: datetime | None
+    escalation_reason: str | None
+    closed_at: datetime | None
+    close_reason: str | None
+
+
+class HistoryEntry(BaseModel):
+    at: datetime
+    action: Literal[
+        "opened", "notified", "acknowledged", "rectification_submitted", "verified", "rejected",
+        "escalated", "dismissed", "closed",
+    ]  # fmt: skip
+    by: Literal["enterprise", "bureau", "system"] = Field(description="who took the step, not by name")
+    from_status: str | None
+    to_status: str | None
+    reason: str | None = Field(
+        description="the enterprise's own words, or the reason the bureau gave it in the notice"
+    )
+
+
+class EnterpriseRectification(BaseModel):
+    submitted_at: datetime
+    submitted_by: str
+    description: str
+    photos: list[str] = Field(description="SHA-256 of each photo in the evidence store")
+    decision: Literal["accepted", "rejected"] | None
+    decided_at: datetime | None
+    decision_reason: str | None = Field(description="as given to the enterprise")
+
+
+class EnterpriseAlertDetail(EnterpriseAlert):
+    history: list[HistoryEntry] = Field(description="what was decided and why, oldest first")
+    notices: list[NoticeRecord] = Field(description="what the enterprise was told, and how it arrived")
+    rectifications: list[EnterpriseRectification] = Field(description="the enterprise's proof, oldest first")
+
+
+class EnterpriseAlertPage(BaseModel):
+    items: list[EnterpriseAlert]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
 class AlertPage(BaseModel):
     items: list[AlertPublic]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")

@@ -16,6 +16,10 @@ Without an id the stream starts at the end (new changes only), or at `?since=<ep
 A position the topic no longer has (retention, or the embedded broker restarted with an empty log)
 resumes at the earliest change there is. A comment `: ping` goes out every 15 s of silence
 so proxies keep the connection, and the consumer is stopped as soon as the client goes away.
+
+The credential the stream was opened with is checked again every 2 s: once its key is revoked, or
+its session expires or is signed out, the stream ends (with a comment saying why), and the client's
+reconnect gets the 401 that any other request would.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -36,7 +40,7 @@ from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from api.auth import Authenticated
+from api.auth import Authenticated, still_valid
 from api.models import ErrorBody
 from vigil.topics import ALERTS
 
@@ -53,6 +57,10 @@ POLL_MS = 1000
 RETRY_MS = 3000
 # Reaching Kafka and reading the start positions must not keep a client waiting longer.
 OPEN_TIMEOUT_S = 5.0
+# How often an open stream asks whether its credential still holds: the bound on how long a
+# revoked key, an expired session or a signed-out one keeps receiving changes. One indexed lookup
+# per stream per interval.
+CREDENTIAL_CHECK_S = 2.0
 # A position per partition: a few dozen characters per partition at most.
 _MAX_EVENT_ID = 2000
 _EVENT_ID = re.compile(
@@ -188,12 +196,18 @@ class AlertStream:
                 self._consumer.seek(tp, begin)
                 self._positions[tp.partition] = begin
 
-    async def events(self) -> AsyncIterator[bytes]:
-        """The SSE byte stream, one chunk per fetched batch, until the client goes away."""
+    async def events(self, allowed: Callable[[], Awaitable[bool]] | None = None) -> AsyncIterator[bytes]:
+        """The SSE byte stream, one chunk per fetched batch, until the client goes away or, every
+        CREDENTIAL_CHECK_S, `allowed()` says the client's credential no longer holds."""
         sent = format_event_id(self._positions)
         yield f"retry: {RETRY_MS}\nid: {sent}\n\n".encode()
-        quiet_since = time.monotonic()
+        quiet_since = next_check = time.monotonic()
         while True:
+            if allowed is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + CREDENTIAL_CHECK_S
+                if not await _allowed(allowed):
+                    yield b": the credential is no longer valid\n\n"
+                    return
             batches = await self._consumer.getmany(timeout_ms=POLL_MS, max_records=500)
             chunk: list[bytes] = []
             for tp, records in batches.items():
@@ -244,6 +258,16 @@ class AlertStream:
         return self._closed
 
 
+async def _allowed(allowed: Callable[[], Awaitable[bool]]) -> bool:
+    # A check that cannot be made (the database is away) ends the stream too: a credential that
+    # cannot be confirmed is not served. The client resumes from its last id once it can be.
+    try:
+        return await allowed()
+    except Exception as exc:
+        log.warning("ending an alert stream: its credential could not be checked: %s", exc)
+        return False
+
+
 def active_streams(app: Starlette) -> set[AlertStream]:
     """The streams this app is serving now (each holds a Kafka consumer)."""
     streams: set[AlertStream] | None = getattr(app.state, "alert_streams", None)
@@ -257,9 +281,11 @@ class _EventStreamResponse(StreamingResponse):
     """Owns the consumer for the whole response, however it ends: client gone (the body iterator
     is cancelled), send failed, or never started at all."""
 
-    def __init__(self, stream: AlertStream, streams: set[AlertStream]) -> None:
+    def __init__(
+        self, stream: AlertStream, streams: set[AlertStream], allowed: Callable[[], Awaitable[bool]]
+    ) -> None:
         super().__init__(
-            stream.events(),
+            stream.events(allowed),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -343,4 +369,4 @@ async def stream_alert_changes(
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"alert stream unavailable: {exc}") from None
     streams = active_streams(request.app)
     streams.add(stream)
-    return _EventStreamResponse(stream, streams)
+    return _EventStreamResponse(stream, streams, lambda: still_valid(request, principal))

@@ -1,5 +1,6 @@
-"""The enterprise's own alerts: the list, one alert with its notices, rectifications and audit
-trail, and acknowledging one. The reads and their tenancy are `api.alert_query`'s."""
+"""The enterprise's own alerts: the list, one alert with its notices, rectifications and history,
+and acknowledging one. The reads and their tenancy are `api.alert_query`'s; what of them an
+enterprise is shown is `api.enterprise.view`'s."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from api.alert_query import AlertFilter, alert_detail, alert_page, public_alert,
 from api.auth import EnterpriseUser
 from api.deps import ACQUIRE_TIMEOUT_S, Pool, refusals
 from api.enterprise.common import ALERT_NOT_FOUND, BAD_CURSOR, BASE, CONFLICT, Cursor, Limit, error
-from api.models import AlertDetail, AlertPage, AlertPublic, AlertStatus
+from api.enterprise.view import enterprise_alert, enterprise_detail, enterprise_page
+from api.models import AlertStatus, EnterpriseAlert, EnterpriseAlertDetail, EnterpriseAlertPage
 from api.params import CODE_PATTERN, AlertId
 from api.uploads import MAX_DESCRIPTION
 
@@ -47,18 +49,19 @@ async def list_alerts(
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> AlertPage:
+) -> EnterpriseAlertPage:
     filters = AlertFilter(statuses=status_ or (), code=code, since=since, until=until)
-    return await alert_page(pool, filters, tenant=tenant(principal), limit=limit, cursor=cursor)
+    page = await alert_page(pool, filters, tenant=tenant(principal), limit=limit, cursor=cursor)
+    return enterprise_page(page)
 
 
 @router.get(
     "/alerts/{alert_id}",
     responses={**BASE, 404: ALERT_NOT_FOUND},
-    summary="One of this enterprise's alerts: its notices, rectifications and audit trail",
+    summary="One of this enterprise's alerts: its notices, rectifications and what was decided and why",
 )
-async def get_alert(principal: EnterpriseUser, pool: Pool, alert_id: AlertId) -> AlertDetail:
-    return await alert_detail(pool, alert_id, tenant=tenant(principal))
+async def get_alert(principal: EnterpriseUser, pool: Pool, alert_id: AlertId) -> EnterpriseAlertDetail:
+    return enterprise_detail(await alert_detail(pool, alert_id, tenant=tenant(principal)))
 
 
 @router.post(
@@ -76,7 +79,7 @@ async def acknowledge(
     pool: Pool,
     alert_id: AlertId,
     body: Annotated[AcknowledgeBody | None, Body()] = None,
-) -> AlertPublic:
+) -> EnterpriseAlert:
     enterprise_id = tenant(principal)
     with refusals():
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
@@ -84,4 +87,4 @@ async def acknowledge(
                 conn, alert_id, enterprise_id=enterprise_id, actor=principal.actor,
                 note=body.note if body is not None else None,
             )  # fmt: skip
-    return public_alert(row)
+    return enterprise_alert(public_alert(row))

@@ -14,7 +14,8 @@ from api.alert_query import AlertFilter, alert_page, tenant
 from api.auth import EnterpriseUser
 from api.deps import ACQUIRE_TIMEOUT_S, Pool
 from api.enterprise.common import BAD_CURSOR, BASE, Cursor, Limit
-from api.models import AlertPage
+from api.enterprise.view import enterprise_page
+from api.models import EnterpriseAlertPage
 
 router = APIRouter()
 
@@ -91,11 +92,12 @@ async def history(
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> AlertPage:
+) -> EnterpriseAlertPage:
     filters = AlertFilter(statuses=_ENDED_STATUSES, disposition=disposition)
-    return await alert_page(
+    page = await alert_page(
         pool, filters, tenant=tenant(principal), limit=limit, cursor=cursor, order="ended"
     )
+    return enterprise_page(page)
 
 
 @router.get(

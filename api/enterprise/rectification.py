@@ -14,7 +14,8 @@ from api.alert_query import alert_status, public_alert, tenant
 from api.auth import EnterpriseUser
 from api.deps import ACQUIRE_TIMEOUT_S, Pool, refusals
 from api.enterprise.common import ALERT_NOT_FOUND, BASE, CONFLICT, error
-from api.models import AlertPublic
+from api.enterprise.view import enterprise_alert
+from api.models import EnterpriseAlert
 from api.params import AlertId
 from api.uploads import MAX_DESCRIPTION, MAX_DIMENSION, MAX_PHOTOS, read_rectification_form
 from vigil.evidence import EvidenceStore
@@ -29,7 +30,7 @@ class RectificationReceipt(BaseModel):
         }
     )
 
-    alert: AlertPublic = Field(description="the alert as it now is (rectification_submitted)")
+    alert: EnterpriseAlert = Field(description="the alert as it now is (rectification_submitted)")
     photos: list[str] = Field(description="SHA-256 of each stored photo (re-encoded JPEG), in upload order")
 
 
@@ -51,8 +52,10 @@ _RECTIFICATION_BODY: dict[str, Any] = {
                         "type": "array",
                         "maxItems": MAX_PHOTOS,
                         "items": {"type": "string", "contentMediaType": "application/octet-stream"},
-                        "description": f"0 to {MAX_PHOTOS} photos, JPEG or PNG, each at most 5 MiB and"
-                        f" {MAX_DIMENSION}x{MAX_DIMENSION} pixels; stored re-encoded as JPEG",
+                        "description": f"0 to {MAX_PHOTOS} photos, JPEG or PNG, each at most 5 MiB,"
+                        f" {MAX_DIMENSION} pixels a side and VIGIL_API_UPLOAD_MAX_PIXELS pixels in all"
+                        " (24 MP by default), read from the header before decoding; stored re-encoded"
+                        " as JPEG",
                     },
                 },
             },
@@ -113,4 +116,4 @@ async def submit_rectification(
                 conn, alert_id, enterprise_id=enterprise_id, actor=principal.actor,
                 description=description, photos=shas,
             )  # fmt: skip
-    return RectificationReceipt(alert=public_alert(row), photos=shas)
+    return RectificationReceipt(alert=enterprise_alert(public_alert(row)), photos=shas)

@@ -1,9 +1,11 @@
-"""Camera ingest over HTTP: edge boxes push JPEG frames, and everyone can read the per-camera
-counters (JSON, and Prometheus text for scraping).
+"""Camera ingest over HTTP: edge boxes push JPEG frames, and monitoring reads the per-camera
+counters (JSON, and Prometheus text for scraping) with `VIGIL_CAMERA_METRICS_TOKEN` (open only in
+demo mode without one: they list every tenant's cameras and their tamper state).
 
-A pushed frame is checked at the boundary (token, camera, content type, size, that it really is a
-JPEG that decodes, its timestamp) and then goes through the same gate and tamper checks as a
-pulled one. Every refusal is an HTTP error with a reason and a dead letter.
+A pushed frame is checked at the boundary (the edge box's token and the cameras it covers, the
+camera, content type, size, that it really is a JPEG that decodes, its timestamp) and then goes
+through the same gate and tamper checks as a pulled one. Every refusal past the token is an HTTP
+error with a reason and a dead letter.
 """
 
 from __future__ import annotations
@@ -19,28 +21,67 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ingest.camera.push_auth import PushCredential
 from vigil.events import ID_PATTERN, MIN_TS_MS
 from vigil.frames import JPEG_MAGIC, MAX_FRAME_PIXELS, MAX_FRAME_SIDE, image_size
+from vigil.http import BodyLimit
 from vigil.settings import Settings
 
 if TYPE_CHECKING:
     from ingest.camera.service import CameraIngest
 
-_bearer = HTTPBearer(auto_error=False, description="Edge push token (VIGIL_CAMERA_PUSH_TOKEN)")
+# Only frames carry a body; anything else sent with one is refused before it is read.
+_NO_BODY_LIMIT = 64 * 1024
+
+_bearer = HTTPBearer(auto_error=False, description="The edge box's push token (`vigil cameras token issue`)")
 
 
 def create_camera_app(ingest: CameraIngest, settings: Settings) -> FastAPI:
-    token = settings.require_secret("camera_push_token").encode()
     max_bytes = settings.frame_max_bytes
     max_skew_ms = int(settings.ingest_max_clock_skew_s * 1000)
+    metrics_token = (
+        settings.require_secret("camera_metrics_token").encode() if settings.camera_metrics_token else None
+    )
+    open_stats = settings.demo and metrics_token is None
     app = FastAPI(title="Vigil camera ingest", docs_url=None, redoc_url=None)
+    # Before the credential and the route: a frame gets twice its limit here, so an edge box a little
+    # over it still meets the route's own exact check, which dead-letters with the camera's id;
+    # anything far over it, or any body on another route, is cut off unread.
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: 2 * max_bytes if path.endswith("/frames") else _NO_BODY_LIMIT,
+    )
 
-    async def edge(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-        # Bytes, not str: compare_digest raises on non-ASCII str, and the header is the caller's.
-        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), token):
+    async def edge(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        credential = None
+        if credentials is not None:
+            credential = await ingest.push_credentials.authenticate(credentials.credentials)
+        if credential is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "a valid push token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        # On the request, not as a parameter: a dependency defined in this function cannot be named
+        # in an annotation that FastAPI resolves against the module's globals.
+        request.state.push_credential = credential
+
+    async def monitoring(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        if open_stats:
+            return
+        if metrics_token is None:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "camera stats are off: set VIGIL_CAMERA_METRICS_TOKEN to read them"
+            )
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), metrics_token):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid metrics token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
@@ -61,6 +102,15 @@ def create_camera_app(ingest: CameraIngest, settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         if not ID_PATTERN.fullmatch(camera_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown camera")
+        # Before the registry is asked: a box learns nothing of cameras its token does not cover.
+        credential: PushCredential = request.state.push_credential
+        if not credential.covers(camera_id):
+            raise await refuse(
+                camera_id,
+                403,
+                "camera_not_covered",
+                f"{credential.label} does not cover camera {camera_id!r}",
+            )
         camera = await ingest.registry.lookup(camera_id)
         if camera is None or not camera.enabled:
             raise await refuse(camera_id, 404, "unknown_camera", f"camera {camera_id!r} is not registered")
@@ -115,11 +165,11 @@ def create_camera_app(ingest: CameraIngest, settings: Settings) -> FastAPI:
         sent, reason = await asyncio.to_thread(ingest.process_frame, camera, frame, ts, jpeg=jpeg)
         return {"camera_id": camera_id, "sent": sent, "reason": reason}
 
-    @app.get("/v1/cameras/stats")
+    @app.get("/v1/cameras/stats", dependencies=[Depends(monitoring)])
     async def camera_stats() -> dict[str, Any]:
         return {"cameras": ingest.stats()}
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    @app.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(monitoring)])
     async def metrics() -> str:
         return prometheus_text(ingest.stats())
 

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.camera.channel import SENT_FRAMES, CameraChannel
+from ingest.camera.push_auth import PushCredentials
 from ingest.camera.reader import CameraReader
 from ingest.camera.tamper import TamperState
 from vigil import metrics, topics
@@ -63,6 +64,8 @@ class CameraIngest(Service):
         self._settings = settings
         self._pool = make_pool(settings.database_url, max_size=2, name=self.name)
         self.registry = CameraRegistry(self._pool)
+        # Edge boxes' push tokens, looked up in the same database (ingest/camera/push_auth.py).
+        self.push_credentials = PushCredentials(self._pool, settings)
         self.evidence = EvidenceStore(settings.evidence_dir) if settings.evidence_dir else None
         self.channels: dict[str, CameraChannel] = {}
         self._readers: dict[str, CameraReader] = {}

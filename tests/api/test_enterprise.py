@@ -82,7 +82,7 @@ async def test_an_enterprise_sees_its_own_notices_and_alerts_only(client, pool, 
     detail = ok(await client.get(f"{BASE}/alerts/{alert_id}", headers=own))
     assert detail["enterprise_id"] == site.enterprise_id
     assert [n["kind"] for n in detail["notices"]] == ["opened"] and detail["rectifications"] == []
-    assert detail["audit"] and detail["audit"][0]["to_status"] == "open"
+    assert detail["history"] and detail["history"][0]["to_status"] == "open"
 
     for path in ("/notices", "/alerts", "/history"):
         assert ok(await client.get(BASE + path, headers=other))["items"] == []

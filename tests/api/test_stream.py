@@ -294,3 +294,61 @@ def test_event_ids_round_trip() -> None:
     positions = {2: 77, 0: 120, 1: 98}
     assert format_event_id(positions) == "0:120,1:98,2:77"
     assert parse_event_id("0:120,1:98,2:77") == positions
+
+
+# --- the stream ends with its credential -------------------------------------------------------
+
+# The issue's bound: a stream ends "within seconds" of its credential ending (checked every 2 s).
+END_WITHIN_S = 5.0
+
+
+async def ends_soon(events: Events) -> None:
+    """The stream ends (the server closes it) within END_WITHIN_S."""
+    deadline = time.monotonic() + END_WITHIN_S
+    with pytest.raises(AssertionError, match="the stream ended"):
+        while True:
+            await events.next(timeout=max(0.1, deadline - time.monotonic()))
+
+
+async def test_a_stream_ends_when_its_key_is_revoked(server: str, pool: Any) -> None:
+    from vigil.keys import revoke_key
+
+    key = await make_key(pool, "operator")
+    async with connect(server, bearer(key)) as events:
+        await asyncio.sleep(CHECK_GRACE_S)
+        async with pool.connection() as conn, conn.transaction():
+            await revoke_key(conn, key.split("_")[1])
+        await ends_soon(events)
+    async with httpx.AsyncClient(base_url=server, timeout=WAIT_S) as c:
+        assert (await c.get("/api/v1/stream", headers=bearer(key))).status_code == 401
+
+
+async def test_sign_out_ends_the_session_and_its_stream(server: str, pool: Any) -> None:
+    key = await make_key(pool, "operator")
+    async with httpx.AsyncClient(base_url=server, timeout=WAIT_S) as c:
+        token = (await c.post("/api/v1/auth/session", headers=bearer(key))).json()["token"]
+        async with connect(server, bearer(token)) as events:
+            await asyncio.sleep(CHECK_GRACE_S)
+            assert (await c.delete("/api/v1/auth/session", headers=bearer(token))).status_code == 204
+            await ends_soon(events)
+        assert (await c.get("/api/v1/auth/me", headers=bearer(token))).status_code == 401
+        # The key itself is not a session: it is revoked, not signed out.
+        assert (await c.delete("/api/v1/auth/session", headers=bearer(key))).status_code == 400
+        assert (await c.get("/api/v1/auth/me", headers=bearer(key))).status_code == 200
+
+
+async def test_a_stream_ends_when_its_session_expires(server: str, pool: Any) -> None:
+    key = await make_key(pool, "operator")
+    async with httpx.AsyncClient(base_url=server, timeout=WAIT_S) as c:
+        token = (await c.post("/api/v1/auth/session", headers=bearer(key))).json()["token"]
+    async with connect(server, bearer(token)) as events:
+        await asyncio.sleep(CHECK_GRACE_S)
+        async with pool.connection() as conn:  # the session's TTL runs out now
+            await conn.execute(
+                "UPDATE api_tokens SET expires_at = now() WHERE key_id = %s", (key.split("_")[1],)
+            )
+        await ends_soon(events)
+
+
+# Long enough that the stream's first credential check has passed: the end is the revocation's.
+CHECK_GRACE_S = 0.5

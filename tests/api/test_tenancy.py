@@ -27,14 +27,16 @@ import pytest
 from alerts import lifecycle
 from tests.api.conftest import bearer, make_key
 from tests.lifecycle import POLICY, Site, act, open_alert, staffed_site, submit, violation
+from vigil.keys import issue_push_token
 
 # Routes that never return tenant data whatever the caller: probes and documentation.
 _PUBLIC = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 # Long-lived streams are read over real HTTP by a test of their own.
 _STREAMS = {"/api/v1/stream"}
 _REFUSED = {401, 403, 404, 405, 409, 413, 415, 422}
-# Writes that act on the caller itself, never on an enterprise's data.
-_SELF = {("POST", "/api/v1/auth/session")}
+# Writes that act on the caller itself, never on an enterprise's data: opening its own session,
+# and signing it out.
+_SELF = {("POST", "/api/v1/auth/session"), ("DELETE", "/api/v1/auth/session")}
 
 
 @dataclass
@@ -75,6 +77,13 @@ async def victim(pool, uid: str, app) -> Victim:
         notice = await (
             await conn.execute("SELECT notice_id FROM notices WHERE alert_id = %s LIMIT 1", (a["alert_id"],))
         ).fetchone()
+        push_token_id, _ = await issue_push_token(
+            conn,
+            enterprise_id=site.enterprise_id,
+            name=f"box {marker}",
+            cameras=[f"cam-{marker}"],
+            created_by="t",
+        )
     victim_key = await make_key(pool, "enterprise", site.enterprise_id)
     assert visit is not None and notice is not None
     ids = {
@@ -88,6 +97,7 @@ async def victim(pool, uid: str, app) -> Victim:
         "visit_id": str(visit[0]),
         "sha256": snapshot,
         "key_id": victim_key.split("_")[1],
+        "token_id": push_token_id,
     }
     return Victim(site, marker, ids)
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -371,4 +372,8 @@ async def test_sign_in_refuses_a_bad_key_keeps_no_key_and_signs_out(vigil: Runni
     await expect(page.get_by_label("API key")).to_be_visible()
     assert await page.evaluate("sessionStorage.length") == 0
     await expect(page.locator("#live")).to_have_attribute("data-state", "off")
+    # Signed out on the server too: the token no longer works anywhere, not only in this tab.
+    async with httpx.AsyncClient(base_url=vigil.url, timeout=10) as c:
+        me = await c.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401
     assert not pages.errors, pages.errors

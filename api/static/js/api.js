@@ -91,6 +91,28 @@ export function resumeSession() {
   return s;
 }
 
+/**
+ * Sign out: end the session on the server first (so the token stops working everywhere, streams
+ * included, not only in this tab), then here. The local sign-out happens even if the server
+ * cannot be reached: the token then still expires at its time.
+ */
+export async function signOut() {
+  const s = session();
+  if (s) {
+    try {
+      await fetch(apiUrl("auth/session"), {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${s.token}` },
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch {
+      /* unreachable: signed out here regardless */
+    }
+  }
+  endSession(null);
+}
+
 export function endSession(reason = null) {
   clearTimeout(expiryTimer);
   sessionStorage.removeItem(STORAGE_KEY);

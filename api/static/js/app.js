@@ -3,7 +3,7 @@
 // Operators and supervisors get the monitoring centre (#/wall, #/alert/<id>, #/review, #/sites,
 // #/trends); an enterprise key gets the enterprise page (/dashboard/enterprise).
 
-import { endSession, onSessionEnd, resumeSession, signIn } from "./api.js";
+import { onSessionEnd, resumeSession, signIn, signOut } from "./api.js";
 import { fill, h } from "./dom.js";
 import { onLiveState, startLive, stopLive } from "./live.js";
 import * as detail from "./detail.js";
@@ -163,7 +163,7 @@ function init() {
       button.disabled = false;
     }
   });
-  $("logout").addEventListener("click", () => endSession(null));
+  $("logout").addEventListener("click", () => signOut());
   window.addEventListener("hashchange", () => render());
   const s = resumeSession();
   if (s) showSignedIn(s);
