@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
+from psycopg import AsyncConnection
 
 from vigil.errors import VigilError
 from vigil.registry import ProfileCatalogue
@@ -119,18 +122,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     from alerts import staffing
     from alerts.webhook import set_webhook
     from vigil import keys
-    from vigil.db import make_pool, migrate
 
-    if not settings.database_url:
-        raise VigilError("set VIGIL_DATABASE_URL")
-    await migrate(settings.database_url)
     if args.command == "retention":
+        from vigil.db import migrate
+
+        if not settings.database_url:
+            raise VigilError("set VIGIL_DATABASE_URL")
+        await migrate(settings.database_url)
         return await _retention(settings, settings.database_url, dry_run=args.dry_run)
-    async with (
-        make_pool(settings.database_url, max_size=1) as pool,
-        pool.connection() as conn,
-        conn.transaction(),
-    ):
+    async with _transaction(settings) as conn:
         if args.command == "staff":
             if args.staff_command == "add":
                 await staffing.upsert_staff(conn, args.staff_id, args.name)
@@ -260,8 +260,9 @@ def profile_catalogue() -> ProfileCatalogue:
     return registration_catalogue(load_profiles())
 
 
-async def _device_token(settings: Settings, args: argparse.Namespace) -> int:
-    from vigil import keys
+@asynccontextmanager
+async def _transaction(settings: Settings) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection to the migrated database, in one transaction: a command does all or nothing."""
     from vigil.db import make_pool, migrate
 
     if not settings.database_url:
@@ -272,6 +273,13 @@ async def _device_token(settings: Settings, args: argparse.Namespace) -> int:
         pool.connection() as conn,
         conn.transaction(),
     ):
+        yield conn
+
+
+async def _device_token(settings: Settings, args: argparse.Namespace) -> int:
+    from vigil import keys
+
+    async with _transaction(settings) as conn:
         if args.token_command == "issue":  # noqa: S105 (a sub-command name, not a secret)
             token_id, token = await keys.issue_device_token(conn, args.device_id, created_by="cli")
             print(f"device {args.device_id}: access token {token_id} (MQTT username of the ThingsBoard SDK):")
@@ -305,16 +313,8 @@ async def _register_camera(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _camera_token(settings: Settings, args: argparse.Namespace) -> int:
     from vigil import keys
-    from vigil.db import make_pool, migrate
 
-    if not settings.database_url:
-        raise VigilError("set VIGIL_DATABASE_URL")
-    await migrate(settings.database_url)
-    async with (
-        make_pool(settings.database_url, max_size=1) as pool,
-        pool.connection() as conn,
-        conn.transaction(),
-    ):
+    async with _transaction(settings) as conn:
         if args.push_action == "issue":
             token_id, token = await keys.issue_push_token(
                 conn, enterprise_id=args.enterprise, name=args.name, cameras=args.camera, created_by="cli"
