@@ -8,6 +8,9 @@ back. `notice_id` is stable, so a receiver drops the repeats that at-least-once 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
@@ -17,6 +20,8 @@ from psycopg.types.json import Jsonb
 
 from vigil.catalogue import catalogue
 from vigil.errors import NotFound
+from vigil.i18n import LANGUAGES
+from vigil.summaries import DEFAULT_TIMEZONE, notice_text, render_both
 
 OUTBOX_CHANNEL = "vigil_outbox"  # LISTEN/NOTIFY channel that wakes the notifier
 
@@ -45,6 +50,16 @@ LENIENCY_TEXT = {
 }
 
 
+def notice_secret(signing_key: str, enterprise_id: str) -> str:
+    """The secret that signs `enterprise_id`'s MQTT notices: HMAC-SHA256(VIGIL_NOTICE_SIGNING_KEY,
+    "notices.<enterprise_id>"), base64url. Derived, not stored (as MQTT passwords are), so every
+    enterprise has one whether or not it has a webhook, and `vigil mqtt notice-secret` can tell it
+    again; rotating the key rotates every enterprise's. A key of its own, not the MQTT credential
+    key: the notifier that holds it cannot derive any device's broker password."""
+    digest = hmac.new(signing_key.encode(), f"notices.{enterprise_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
 def _ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
@@ -66,9 +81,18 @@ def build_notice(
     public_url: str,
     reason: str | None = None,
     issued_at: datetime,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> dict[str, Any]:
     kind_info = catalogue().get(alert["code"])
     leniency_zh, leniency_en = LENIENCY_TEXT[alert["leniency"]]
+    # What the enterprise reads, in both languages (vigil.summaries; times in the bureau's zone).
+    code, evidence, deadline = alert["code"], alert["evidence"] or {}, _ms(alert["deadline"])
+    texts = {
+        f"text_{language[:2]}": notice_text(
+            kind, code, evidence, language, deadline_ms=deadline, reason=reason, timezone=timezone
+        )
+        for language in LANGUAGES
+    }
     return {
         "v": 1,
         "type": "notice",
@@ -87,6 +111,8 @@ def build_notice(
         # Tier 1 (a rat, a trapped passenger) is an immediate warning, whatever the history.
         "instant_warning": alert["tier"] == 1,
         "summary": alert["summary"],
+        **render_both(code, evidence),
+        **texts,
         "status": alert["status"],
         "detected_at": _ms(alert["first_seen"]),
         "rectify_by": _ms(alert["deadline"]),
@@ -110,6 +136,7 @@ async def write_notice(
     *,
     public_url: str,
     reason: str | None = None,
+    timezone: str = DEFAULT_TIMEZONE,
 ) -> str:
     """Put a notice in the enterprise's inbox and queue it on every push channel it has.
 
@@ -126,7 +153,9 @@ async def write_notice(
         notice_id = f"{alert_id}:{kind}:{(row[0] if row else 0) + 1}"
     now_row = await (await conn.execute("SELECT now()")).fetchone()
     assert now_row is not None
-    payload = build_notice(alert, kind, notice_id, public_url=public_url, reason=reason, issued_at=now_row[0])
+    payload = build_notice(
+        alert, kind, notice_id, public_url=public_url, reason=reason, issued_at=now_row[0], timezone=timezone
+    )
     await conn.execute(
         "INSERT INTO notices (notice_id, alert_id, enterprise_id, kind, payload) VALUES (%s, %s, %s, %s, %s)",
         (notice_id, alert_id, alert["enterprise_id"], kind, Jsonb(payload)),

@@ -13,6 +13,10 @@ A webhook is the enterprise's: after a failure its other webhook rows wait for t
 slow receiver cannot hold up anyone else), and after `webhook_max_attempts` failures the row goes
 dead with an audit entry on its alert. The first notice of an alert delivered on any push channel
 moves it from open to notified.
+
+MQTT notices are signed like webhooks (`alerts.webhook.sign_notice`) with the enterprise's notice
+secret (`alerts.notices.notice_secret`), so an enterprise can tell a notice of ours from one
+planted by anyone else who can publish on its topic.
 """
 
 from __future__ import annotations
@@ -22,16 +26,16 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 from paho.mqtt.client import Client as MqttClient
 
-from alerts.notices import OUTBOX_CHANNEL, write_change
-from alerts.webhook import WebhookFailed, WebhookSender
+from alerts.notices import OUTBOX_CHANNEL, notice_secret, write_change
+from alerts.webhook import WebhookFailed, WebhookSender, sign_notice
 from vigil import metrics, mqtt
 from vigil.db import make_pool
 from vigil.errors import InfrastructureUnavailable
@@ -106,6 +110,8 @@ class Notifier(Service):
         super().__init__()
         assert settings.kafka_bootstrap and settings.database_url and settings.mqtt_url
         self._settings = settings
+        # Refused before anything starts: an unsigned notice would be indistinguishable from a forgery.
+        self._signing_key = settings.require_secret("notice_signing_key")
         self._pool = make_pool(settings.database_url, max_size=2, name=self.name)
         self._producer: AIOKafkaProducer | None = None
         self._mqtt: MqttClient | None = None
@@ -230,7 +236,9 @@ class Notifier(Service):
         code, site_id, status, severity, tier, summary, webhook_url, webhook_secret = row[5:]
         if channel == "mqtt_notice":
             assert self._mqtt is not None
-            await mqtt.publish_qos1(self._mqtt, notices_topic(enterprise_id), orjson.dumps(payload))
+            secret = notice_secret(self._signing_key, enterprise_id)
+            signed = sign_notice(secret, payload, int(time.time()))
+            await mqtt.publish_qos1(self._mqtt, notices_topic(enterprise_id), signed)
             self.stats.notices += 1
             await self._notified(conn, alert_id, enterprise_id, payload, notices_topic(enterprise_id))
             return

@@ -4,12 +4,19 @@ Each request carries `X-Vigil-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` 
 with the enterprise's secret (the scheme Stripe uses): a receiver checks it with `verify`, which
 also refuses old timestamps, so a captured request cannot be replayed later. `X-Vigil-Notice-Id`
 is stable across retries: delivery is at-least-once and the receiver drops repeats by that id.
+
+MQTT notices carry the same signature in the payload itself (MQTT 3.1.1 has no headers): the notice
+JSON exactly as a webhook would POST it, with one member appended last, `"signature": "t=..,v1=.."`
+(`sign_notice`). Appending, rather than wrapping the notice in an envelope, keeps every field where
+existing subscribers read it; removing that last member gives back the signed bytes, which the
+webhook's `verify` checks (`verify_notice` does both).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from typing import Any
@@ -82,6 +89,48 @@ def verify(
     expected = sign(secret, body, timestamp).rpartition("v1=")[2]
     # compare_digest on str needs ASCII; a non-ASCII candidate cannot match anyway.
     return any(c.isascii() and hmac.compare_digest(c, expected) for c in candidates)
+
+
+# The member `sign_notice` appends to an MQTT notice; the bytes before it (plus the closing brace)
+# are the signed body.
+NOTICE_SIGNATURE_FIELD = "signature"
+_SIGNATURE_MEMBER = b',"' + NOTICE_SIGNATURE_FIELD.encode() + b'":"'
+
+
+def sign_notice(secret: str, notice: dict[str, Any], timestamp: int) -> bytes:
+    """The MQTT payload of `notice`: its JSON with `"signature"` (as in `X-Vigil-Signature`) last."""
+    body = orjson.dumps(notice)
+    if not body.startswith(b"{") or body == b"{}" or NOTICE_SIGNATURE_FIELD in notice:
+        raise ValueError("a notice is a non-empty JSON object without a signature of its own")
+    return body[:-1] + _SIGNATURE_MEMBER + sign(secret, body, timestamp).encode() + b'"}'
+
+
+def split_signed_notice(payload: bytes) -> tuple[bytes, str] | None:
+    """(the signed body, the signature) of an MQTT notice, or None when it carries no signature.
+
+    The signature is the last member, so the body is the payload up to it plus `}`; a signature
+    holds only `t=`, `v1=`, digits, hex and commas, never a quote or backslash to unescape."""
+    at = payload.rfind(_SIGNATURE_MEMBER)
+    if at < 0 or not payload.endswith(b'"}'):
+        return None
+    signature = payload[at + len(_SIGNATURE_MEMBER) : -2]
+    if not signature.isascii() or b'"' in signature or b"\\" in signature:
+        return None
+    return payload[:at] + b"}", signature.decode()
+
+
+def verify_notice(
+    secret: str, payload: bytes, *, now: float | None = None, tolerance_s: float = math.inf
+) -> dict[str, Any] | None:
+    """The notice in an MQTT `payload` if its signature is `secret`'s, else None.
+
+    No age limit by default: a persistent session delivers notices queued while the subscriber was
+    offline, hours or days after they were signed; drop repeats by `notice_id` instead."""
+    split = split_signed_notice(payload)
+    if split is None or not verify(secret, split[1], split[0], now=now, tolerance_s=tolerance_s):
+        return None
+    notice = orjson.loads(split[0])
+    return notice if isinstance(notice, dict) else None
 
 
 def new_secret() -> str:

@@ -42,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.auth import Authenticated, still_valid
 from api.models import ErrorBody
+from vigil.kafka import client_security
 from vigil.topics import ALERTS
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class AlertStream:
             auto_offset_reset="earliest",
             # Alert changes are small and rare: a small prefetch per partition and per client.
             max_partition_fetch_bytes=256 * 1024,
+            **client_security(),  # TLS/SASL for a secured cluster, as every other client here
         )
         self._positions: dict[int, int] = {}
         self._tps: list[TopicPartition] = []

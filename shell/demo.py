@@ -53,9 +53,11 @@ async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False
         if ready is None:
             return 2
         database_note = f"   ({ready})"
+    # The broker has production's accounts and ACLs (shell/mqtt_acl.py); the credentials are printed.
     infra = Infrastructure(
-        settings, kafka_port=DEMO_KAFKA_PORT, mqtt_port=DEMO_MQTT_PORT, timescaledb=timescaledb
-    )
+        settings, kafka_port=DEMO_KAFKA_PORT, mqtt_port=DEMO_MQTT_PORT, timescaledb=timescaledb,
+        mqtt_accounts=True,
+    )  # fmt: skip
     print("vigil demo: starting infrastructure…", flush=True)
     s = await asyncio.to_thread(infra.start)
     services: list[Service] = []
@@ -75,6 +77,10 @@ async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False
             await pool.open(wait=True)
             site = SimulatedSite(s.mqtt_url, pool)
             await site.register()
+            if infra.mqtt_broker is not None:  # accounts for the devices and enterprise just registered
+                from shell.mqtt_acl import load_view
+
+                infra.mqtt_broker.refresh(await load_view(pool))
             await _demo_staff(pool, site.spec.site_id)
             demo_keys = await _demo_keys(pool, site.spec.enterprise_id)
             cameras = SimulatedKitchenCameras(
@@ -100,7 +106,8 @@ async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False
             )
             for camera_id, server in zip(cameras.camera_ids, cameras.servers, strict=True):
                 print(f"  ✓ simulated camera {camera_id}: {server.url} ({shows}; model {s.vision_model})")
-            services.append(await _NoticePrinter.start_for(s.mqtt_url, site.spec.enterprise_id))
+            services.append(await _NoticePrinter.start_for(_enterprise_url(infra, s, site.spec.enterprise_id),
+                                                           site.spec.enterprise_id))  # fmt: skip
         api = f"http://{s.api_host}:{s.api_port}"
         print(
             "\nVigil is running (Ctrl-C stops everything):\n"
@@ -113,8 +120,8 @@ async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False
             f"  cameras    http://{s.ingest_http_host}:{s.ingest_http_port}/v1/cameras/stats   (push: POST "
             f"/v1/cameras/<id>/frames, the demo's shared token {s.require_secret('camera_push_token')};"
             " outside the demo each edge box has its own: vigil cameras token issue)\n"
-            f"  MQTT       {s.mqtt_url}   (devices publish vigil/v1/<enterprise>/<device>/telemetry)\n"
-            f"  Kafka      {s.kafka_bootstrap}\n"
+            + _mqtt_lines(infra, s, site.spec if with_site else None)
+            + f"  Kafka      {s.kafka_bootstrap}\n"
             f"  PostgreSQL {s.database_url}{database_note}\n",
             flush=True,
         )
@@ -127,6 +134,48 @@ async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False
         await asyncio.to_thread(infra.stop)
         if exposition is not None:
             exposition.stop()
+
+
+def _enterprise_url(infra: Any, s: Settings, enterprise_id: str) -> str:
+    """Where the demo's notice printer subscribes: as the enterprise's own account, as an enterprise
+    would, where the broker has accounts; else (a configured VIGIL_MQTT_URL) the services' URL."""
+    broker = infra.mqtt_broker
+    if broker is None:
+        assert s.mqtt_url
+        return s.mqtt_url
+    user = f"enterprise.{enterprise_id}"
+    return f"mqtt://{user}:{broker.password(user)}@127.0.0.1:{broker.public_port}"
+
+
+def _mqtt_lines(infra: Any, s: Settings, spec: Any) -> str:
+    """The broker's addresses and the demo's MQTT credentials (derived from the demo's generated
+    VIGIL_MQTT_CREDENTIAL_KEY, as production's are from its key)."""
+    broker = infra.mqtt_broker
+    if broker is None:
+        return f"  MQTT       {s.mqtt_url}   (devices publish vigil/v1/<enterprise>/<device>/telemetry)\n"
+    lines = (
+        f"  MQTT       127.0.0.1:{broker.public_port} for devices and enterprises (no anonymous access;"
+        f" the services use {s.mqtt_url})\n"
+    )
+    if spec is not None:
+        device, enterprise = f"device.{spec.devices[0].device_id}", f"enterprise.{spec.enterprise_id}"
+        notices = s.require_secret("notice_signing_key")
+        from alerts.notices import notice_secret
+
+        lines += (
+            f"    device     -u {device} -P {broker.password(device)}"
+            f"   (publishes vigil/v1/{spec.enterprise_id}/{spec.devices[0].device_id}/telemetry only)\n"
+            f"    enterprise -u {enterprise} -P {broker.password(enterprise)}"
+            f"   (reads vigil/v1/{spec.enterprise_id}/notices only)\n"
+            f"    notices    signed with {notice_secret(notices, spec.enterprise_id)}"
+            "   (alerts.webhook.verify_notice)\n"
+        )
+    key = s.require_secret("mqtt_credential_key")
+    return lines + (
+        f"    accounts   VIGIL_MQTT_CREDENTIAL_KEY={key} vigil mqtt password device.<id>; after registering"
+        f" a device: vigil mqtt acl --out {broker.auth_dir}/acl --passwd {broker.auth_dir}/passwd"
+        f" --service-passwd {broker.auth_dir}/service-passwd && kill -HUP {broker.proc.proc.pid}\n"
+    )
 
 
 async def _timescaledb_ready(settings: Settings) -> str | None:

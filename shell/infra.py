@@ -29,6 +29,7 @@ from vigil.errors import InfrastructureUnavailable
 from vigil.settings import Settings
 
 if TYPE_CHECKING:
+    from shell.mqtt_acl import RegistryView
     from shell.timescaledb import TimescalePostgres
 
 log = logging.getLogger(__name__)
@@ -138,30 +139,39 @@ def _persistence(workdir: Path, persistent: bool) -> str:
     return f"persistence true\npersistence_location {workdir}/\n" if persistent else "persistence false\n"
 
 
+def mosquitto_binary() -> str | None:
+    """The Mosquitto executable, if installed (Debian's is in /usr/sbin, off most users' PATH)."""
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
+    )
+
+
+def _general_mosquitto_conf(workdir: Path, persistent: bool) -> str:
+    return (
+        _persistence(workdir, persistent)
+        # Keep our user: dropping root privileges would also drop the die-with-parent signal.
+        + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+        # Bounded per-client queue of QoS 1 messages for a slow subscriber (ingest pushing back):
+        # beyond it the broker drops, so it is sized for a long burst, ~100 MB at most.
+        "max_queued_messages 100000\n"
+        "max_packet_size 1048576\n"
+    )
+
+
 def start_mqtt(
     workdir: Path, port: int = 0, *, prefer_mosquitto: bool = True, persistent: bool = False
 ) -> tuple[ChildProcess, str]:
-    """`persistent`: Mosquitto keeps sessions and queued messages across a restart (in `workdir`),
-    as a production broker does; the fault suite restarts it. amqtt cannot."""
+    """An anonymous broker, for tests that need one of their own (`start_mqtt_with_accounts` is the
+    demo's, with production's accounts). `persistent`: Mosquitto keeps sessions and queued
+    messages across a restart (in `workdir`), as a production broker does; the fault suite
+    restarts it. amqtt cannot."""
     port = _port_or_free(port)
-    mosquitto = prefer_mosquitto and (
-        shutil.which("mosquitto")
-        or next(
-            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None
-        )
-    )
+    mosquitto = prefer_mosquitto and mosquitto_binary()
     if mosquitto:
         conf = workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            + _persistence(workdir, persistent)
-            # Keep our user: dropping root privileges would also drop the die-with-parent signal.
-            + f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
-            # Bounded per-client queue of QoS 1 messages for a slow subscriber (ingest pushing back):
-            # beyond it the broker drops, so it is sized for a long burst, ~100 MB at most.
-            "max_queued_messages 100000\n"
-            "max_packet_size 1048576\n"
+            f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+            + _general_mosquitto_conf(workdir, persistent)
         )
         conf.chmod(0o644)
         proc = ChildProcess("mqtt", [mosquitto, "-c", str(conf)], workdir)
@@ -169,6 +179,75 @@ def start_mqtt(
         proc = ChildProcess("mqtt", [sys.executable, "-m", "shell.amqtt_broker", str(port)], workdir)
     wait_for_port(port, 20, proc.proc)
     return proc, f"mqtt://127.0.0.1:{port}"
+
+
+@dataclass
+class MqttBroker:
+    """A broker with production's accounts and ACLs (shell/mqtt_acl.py): `url` is the services'
+    (the service account), devices and enterprises connect to `public_port` with their derived
+    passwords (`password`). Nobody is anonymous."""
+
+    proc: ChildProcess
+    url: str
+    public_port: int
+    auth_dir: Path
+    credential_key: str
+    service_user: str
+
+    def password(self, username: str) -> str:
+        from shell.mqtt_acl import derive_password
+
+        return derive_password(self.credential_key, username)
+
+    def refresh(self, view: RegistryView) -> None:
+        """Accounts and ACLs for the registry as it is now (after registering devices); Mosquitto
+        reloads them on SIGHUP, the amqtt fallback when it sees the files change."""
+        from shell.mqtt_acl import write_auth_files
+
+        write_auth_files(self.auth_dir, view, self.credential_key, service_user=self.service_user)
+        if self.proc.proc.poll() is None:
+            self.proc.proc.send_signal(signal.SIGHUP)
+
+
+def start_mqtt_with_accounts(
+    workdir: Path, credential_key: str, port: int = 0, *, prefer_mosquitto: bool = True
+) -> MqttBroker:
+    """The demo's broker, authenticated as in production: Mosquitto with deploy/'s listener layout
+    (a public listener on `port` whose client ids are the usernames, an internal one for the
+    service account; `shell.mqtt_acl.render_mosquitto_conf`), without TLS since it binds loopback
+    only. The amqtt fallback has one listener and checks the same files (shell/amqtt_broker.py)."""
+    from shell.mqtt_acl import (
+        SERVICE_USER,
+        Listener,
+        RegistryView,
+        derive_password,
+        render_mosquitto_conf,
+        write_auth_files,
+    )
+
+    port = _port_or_free(port)
+    auth_dir = workdir / "mqtt-auth"
+    auth_dir.mkdir(mode=0o700, exist_ok=True)
+    # The service account only, until the caller registers devices and calls `refresh`.
+    write_auth_files(auth_dir, RegistryView((), ()), credential_key)
+    mosquitto = prefer_mosquitto and mosquitto_binary()
+    if mosquitto:
+        internal = free_port()
+        conf = workdir / "mosquitto.conf"
+        listeners = render_mosquitto_conf(
+            Listener(port, "127.0.0.1"), Listener(internal, "127.0.0.1"), str(auth_dir)
+        )
+        conf.write_text(listeners + _general_mosquitto_conf(workdir, False))
+        conf.chmod(0o644)
+        proc = ChildProcess("mqtt", [mosquitto, "-c", str(conf)], workdir)
+    else:
+        internal = port
+        argv = [sys.executable, "-m", "shell.amqtt_broker", str(port), "--auth-dir", str(auth_dir)]
+        proc = ChildProcess("mqtt", argv, workdir)
+    wait_for_port(port, 20, proc.proc)
+    wait_for_port(internal, 20, proc.proc)
+    url = f"mqtt://{SERVICE_USER}:{derive_password(credential_key, SERVICE_USER)}@127.0.0.1:{internal}"
+    return MqttBroker(proc, url, port, auth_dir, credential_key, SERVICE_USER)
 
 
 # Runs beside an embedded PostgreSQL: PostgreSQL daemonises (it is not our child), so when the
@@ -234,6 +313,11 @@ class Infrastructure:
     # Which of the three to start where no URL is configured (a benchmark of the database alone
     # needs no brokers).
     parts: frozenset[str] = frozenset({"kafka", "mqtt", "postgres"})
+    # The embedded MQTT broker with production's accounts and ACLs (`mqtt_broker` then has the
+    # public port and the credentials); the demo's. Without it the broker is anonymous, for tests
+    # whose helpers connect without credentials.
+    mqtt_accounts: bool = False
+    mqtt_broker: MqttBroker | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="vigil-infra-")))
     embedded: list[str] = field(default_factory=list)
     _stoppers: list[ChildProcess | _Postgres | TimescalePostgres] = field(default_factory=list)
@@ -247,7 +331,12 @@ class Infrastructure:
                 self._stoppers.append(proc)
                 self.embedded.append("kafka")
             if "mqtt" in self.parts and not self.settings.mqtt_url:
-                proc, updates["mqtt_url"] = start_mqtt(self.workdir, self.mqtt_port)
+                if self.mqtt_accounts:
+                    key = self.settings.require_secret("mqtt_credential_key")
+                    self.mqtt_broker = start_mqtt_with_accounts(self.workdir, key, self.mqtt_port)
+                    proc, updates["mqtt_url"] = self.mqtt_broker.proc, self.mqtt_broker.url
+                else:
+                    proc, updates["mqtt_url"] = start_mqtt(self.workdir, self.mqtt_port)
                 self._stoppers.append(proc)
                 self.embedded.append("mqtt")
             if "postgres" in self.parts and not self.settings.database_url:

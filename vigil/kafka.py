@@ -11,14 +11,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import RecordMetadata
 
-from vigil.errors import InfrastructureUnavailable
+from vigil.errors import ConfigurationError, InfrastructureUnavailable
 from vigil.events import DeadLetter, encode
+from vigil.settings import Settings, get_settings
 from vigil.topics import DEADLETTER, TOPICS
 
 log = logging.getLogger(__name__)
@@ -34,8 +37,42 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def client_security(settings: Settings | None = None) -> dict[str, Any]:
+    """aiokafka's TLS and SASL arguments from the `kafka_security_*`, `kafka_ssl_*` and
+    `kafka_sasl_*` settings; {} for PLAINTEXT (the embedded broker, compose's internal Kafka).
+
+    Every producer, consumer and admin client here takes them. By default they come from the
+    environment's settings (`get_settings`), the same VIGIL_* variables `vigil run` reads, so that
+    every service's clients are secured without each call site passing them along."""
+    s = get_settings() if settings is None else settings
+    protocol = s.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        if bool(s.kafka_ssl_certfile) != bool(s.kafka_ssl_keyfile):
+            raise ConfigurationError(
+                "set both VIGIL_KAFKA_SSL_CERTFILE and VIGIL_KAFKA_SSL_KEYFILE, or neither"
+            )
+        options["ssl_context"] = create_ssl_context(
+            cafile=s.kafka_ssl_cafile, certfile=s.kafka_ssl_certfile, keyfile=s.kafka_ssl_keyfile
+        )
+    if protocol.startswith("SASL_"):
+        if not s.kafka_sasl_username or s.kafka_sasl_password is None:
+            raise ConfigurationError(
+                f"{protocol} needs VIGIL_KAFKA_SASL_USERNAME and VIGIL_KAFKA_SASL_PASSWORD"
+            )
+        options |= {
+            "sasl_mechanism": s.kafka_sasl_mechanism,
+            "sasl_plain_username": s.kafka_sasl_username,
+            "sasl_plain_password": s.kafka_sasl_password.get_secret_value(),
+        }
+    return options
+
+
 def make_producer(bootstrap: str, *, idempotent: bool = False, client_id: str = "vigil") -> AIOKafkaProducer:
     return AIOKafkaProducer(
+        **client_security(),
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",
@@ -52,6 +89,7 @@ def make_producer(bootstrap: str, *, idempotent: bool = False, client_id: str = 
 def make_consumer(bootstrap: str, group_id: str, *topics: str, client_id: str = "vigil") -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
+        **client_security(),
         bootstrap_servers=bootstrap,
         group_id=group_id,
         client_id=client_id,
@@ -66,7 +104,7 @@ async def ensure_topics(bootstrap: str, *, timeout_s: float = 30.0) -> None:
     """Create Vigil's topics if they are missing; wait for the broker up to `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vigil-admin")
+        admin = AIOKafkaAdminClient(**client_security(), bootstrap_servers=bootstrap, client_id="vigil-admin")
         try:
             await admin.start()
             existing = set(await admin.list_topics())

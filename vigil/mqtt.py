@@ -1,17 +1,22 @@
 """MQTT plumbing: a paho-mqtt client from a `mqtt://user:pass@host:port` URL, with its network
-loop in paho's own thread, and an awaitable QoS 1 publish."""
+loop in paho's own thread, and an awaitable QoS 1 publish.
+
+`mqtts://` is MQTT over TLS (port 8883 by default), the broker's certificate checked against the
+system's trust store or, for a private CA, `?cafile=/path/ca.crt`; a broker that asks for client
+certificates gets `?certfile=...&keyfile=...`. The TLS files ride in the URL so that every client
+made from `VIGIL_MQTT_URL` (services, simulators, the recorder) is secured the same way."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from vigil.errors import InfrastructureUnavailable
+from vigil.errors import ConfigurationError, InfrastructureUnavailable
 
 # Seconds between keep-alive pings: a dead peer is noticed within ~1.5× this.
 KEEPALIVE_S = 30
@@ -27,10 +32,29 @@ def mqtt_client(url: str, client_id: str = "", *, clean_session: bool = True, **
     )
     if parts.username:
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+    tls = tls_files(url)
     if parts.scheme == "mqtts":
-        client.tls_set()
+        client.tls_set(ca_certs=tls.get("cafile"), certfile=tls.get("certfile"), keyfile=tls.get("keyfile"))
+    elif tls:
+        raise ConfigurationError("TLS files in an mqtt:// URL: use mqtts:// for TLS")
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     return client
+
+
+_TLS_PARAMETERS = ("cafile", "certfile", "keyfile")
+
+
+def tls_files(url: str) -> dict[str, str]:
+    """The TLS file parameters of an MQTT URL; anything else in its query is refused, so that a
+    misspelt `cafile` cannot silently fall back to the system's trust store."""
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True, strict_parsing=False)
+    unknown = set(query) - set(_TLS_PARAMETERS)
+    if unknown:
+        raise ConfigurationError(f"unknown MQTT URL parameter(s) {sorted(unknown)}; known: {_TLS_PARAMETERS}")
+    files = {name: values[-1] for name, values in query.items()}
+    if ("certfile" in files) != ("keyfile" in files):
+        raise ConfigurationError("an MQTT URL's certfile and keyfile go together")
+    return files
 
 
 def mqtt_address(url: str) -> tuple[str, int]:

@@ -10,6 +10,7 @@ import secrets
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,12 +20,17 @@ from vigil.errors import ConfigurationError
 # Secrets that people paste from examples; refused even when set explicitly.
 _KNOWN_WEAK_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "admin", "test", "vigil"})
 _MIN_SECRET_LENGTH = 16
+# The issuing authority printed on the demo's documents; a real bureau sets VIGIL_BUREAU_NAME.
+DEMO_BUREAU_NAME = "示例市市场监督管理局"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore")
 
     mode: Literal["production", "demo"] = "production"
+    # The bureau's zone: every date a person reads (dashboard, notices, exports) is shown in it,
+    # 24-hour. Stored times stay UTC.
+    timezone: str = Field(default="Asia/Shanghai", description="IANA zone of the bureau, e.g. Asia/Shanghai")
 
     kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]; unset = embedded")
     mqtt_url: str | None = Field(default=None, description="mqtt://[user:pass@]host:port; unset = embedded")
@@ -87,6 +93,16 @@ class Settings(BaseSettings):
 
     # The embedded Kafka (Tansu) cannot do idempotent producers through aiokafka.
     kafka_idempotent_producer: bool = False
+    # A real cluster's TLS and SASL (vigil/kafka.py `client_security`): SSL or SASL_SSL encrypt, with
+    # the cluster's CA (unset: the system's trust store) and, for mutual TLS, this client's
+    # certificate and key; SASL_* authenticate with the mechanism, user and password below.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
 
     # The telemetry detector also scores freezers, chillers, boilers and pressure vessels with the
     # early-warning model and raises DEVICE_RISK_WARNING before a limit rule fires.
@@ -189,6 +205,25 @@ class Settings(BaseSettings):
     # 0 keeps evidence for ever.
     evidence_retention_days: float = Field(default=730.0, ge=0)
 
+    # --- printed documents (api/documents.py) ---
+    # The issuing authority printed on rectification notices and monthly reports. Empty outside
+    # demo mode until the bureau sets it: a notice must never name an authority by accident, so the
+    # document routes answer 503 saying this is unset (the rest of the API is unaffected). Demo mode
+    # prints DEMO_BUREAU_NAME instead.
+    bureau_name: str = Field(default="", max_length=100)
+    # A CJK font file (TrueType/OpenType, or a .ttc collection) embedded in the PDFs. Unset: found
+    # by fc-match and then known Debian paths (fonts-noto-cjk, fonts-wqy-zenhei, fonts-arphic-uming).
+    pdf_font_path: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") from None
+        return value
+
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str | None) -> str | None:
@@ -217,6 +252,12 @@ class Settings(BaseSettings):
     @property
     def demo(self) -> bool:
         return self.mode == "demo"
+
+    def issuing_bureau(self) -> str | None:
+        """The bureau named on printed documents: the setting, the demo's sample name in demo mode,
+        else None (the documents cannot be issued)."""
+        name = self.bureau_name.strip()
+        return name or (DEMO_BUREAU_NAME if self.demo else None)
 
     def require_secret(self, name: str) -> str:
         """Return the secret setting `name`, or refuse to go on without a strong one.

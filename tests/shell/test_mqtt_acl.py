@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,35 +95,46 @@ async def registry_files(pool: Any, settings: Settings, uid: str, tmp_path: Path
         )
     keyed = settings.model_copy(update={"mqtt_credential_key": SecretStr(KEY)})
     args = argparse.Namespace(
-        mqtt_command="acl", out=str(tmp_path / "acl"), passwd=str(tmp_path / "passwd"), service_user="vigil"
+        mqtt_command="acl",
+        out=str(tmp_path / "acl"),
+        passwd=str(tmp_path / "passwd"),
+        service_passwd=str(tmp_path / "service-passwd"),
+        service_user="vigil",
     )
     assert await mqtt_acl.run(keyed, args) == 0
     return names
 
 
+@dataclass(frozen=True)
+class Ports:
+    public: int  # devices and enterprises
+    internal: int  # the service account
+
+
 @pytest.fixture
-def broker(registry_files: dict[str, str], tmp_path: Path) -> Iterator[int]:
-    port = free_port()
+def broker(registry_files: dict[str, str], tmp_path: Path) -> Iterator[Ports]:
+    """The production layout (`render_mosquitto_conf`, without TLS) on loopback."""
+    ports = Ports(free_port(), free_port())
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous false\n"
-        f"password_file {tmp_path / 'passwd'}\n"
-        f"acl_file {tmp_path / 'acl'}\n"
-        "persistence false\n"
-        f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+    listeners = mqtt_acl.render_mosquitto_conf(
+        mqtt_acl.Listener(ports.public, "127.0.0.1"),
+        mqtt_acl.Listener(ports.internal, "127.0.0.1"),
+        str(tmp_path),
     )
+    conf.write_text(listeners + f"persistence false\nuser {pwd.getpwuid(os.getuid()).pw_name}\n")
     with (tmp_path / "mosquitto.log").open("wb") as log:
         proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(port, 10, proc)
-        yield port
+        wait_for_port(ports.public, 10, proc)
+        wait_for_port(ports.internal, 10, proc)
+        yield ports
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def connect(port: int, username: str) -> Client:
+def connect(ports: Ports, username: str) -> Client:
+    port = ports.internal if username == "vigil" else ports.public
     client = Client(port, username, mqtt_acl.derive_password(KEY, username))
     assert client.rc == 0, f"{username} was refused (rc {client.rc})"
     return client
@@ -138,14 +150,17 @@ def test_generated_files_are_owner_only_and_name_every_account(
     assert "pattern" not in acl and "+" not in acl.replace("$share/+/", "")
     passwd = (tmp_path / "passwd").read_text().splitlines()
     users = {line.split(":", 1)[0] for line in passwd}
-    assert {"vigil", f"device.{n['dev_a']}", f"enterprise.{n['ent_b']}"} <= users
+    assert {f"device.{n['dev_a']}", f"enterprise.{n['ent_b']}"} <= users and "vigil" not in users
+    assert [line.split(":", 1)[0] for line in (tmp_path / "service-passwd").read_text().splitlines()] == [
+        "vigil"
+    ]
     assert all(line.split(":", 1)[1].startswith("$7$101$") for line in passwd)
-    for name in ("acl", "passwd"):
+    for name in ("acl", "passwd", "service-passwd"):
         assert (tmp_path / name).stat().st_mode & 0o077 == 0
 
 
 def test_a_device_publishes_only_under_its_own_enterprise_and_id(
-    broker: int, registry_files: dict[str, str]
+    broker: Ports, registry_files: dict[str, str]
 ) -> None:
     n = registry_files
     service = connect(broker, "vigil")
@@ -181,7 +196,7 @@ def test_a_device_publishes_only_under_its_own_enterprise_and_id(
         device_a.close()
 
 
-def test_an_enterprise_reads_only_its_own_notices(broker: int, registry_files: dict[str, str]) -> None:
+def test_an_enterprise_reads_only_its_own_notices(broker: Ports, registry_files: dict[str, str]) -> None:
     n = registry_files
     service = connect(broker, "vigil")
     ent_a = connect(broker, f"enterprise.{n['ent_a']}")
@@ -212,12 +227,14 @@ def test_an_enterprise_reads_only_its_own_notices(broker: int, registry_files: d
         ent_a.close()
 
 
-def test_wrong_or_missing_credentials_are_refused(broker: int, registry_files: dict[str, str]) -> None:
+def test_wrong_or_missing_credentials_are_refused(broker: Ports, registry_files: dict[str, str]) -> None:
     n = registry_files
-    anonymous = Client(broker, None, None)
-    wrong = Client(broker, f"device.{n['dev_a']}", mqtt_acl.derive_password("another-key", "x"))
+    anonymous = Client(broker.public, None, None)
+    wrong = Client(broker.public, f"device.{n['dev_a']}", mqtt_acl.derive_password("another-key", "x"))
     # Device A's password does not open device B's account.
-    swapped = Client(broker, f"device.{n['dev_b']}", mqtt_acl.derive_password(KEY, f"device.{n['dev_a']}"))
+    swapped = Client(
+        broker.public, f"device.{n['dev_b']}", mqtt_acl.derive_password(KEY, f"device.{n['dev_a']}")
+    )
     try:
         # CONNACK 5 "not authorised", which paho reports as MQTT 5's reason code 135
         assert (anonymous.rc, wrong.rc, swapped.rc) == (135, 135, 135)
