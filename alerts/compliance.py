@@ -1,8 +1,13 @@
 """An enterprise's compliance score: one number from 0 to 100 over a window, and how it was reached.
 
 The window is the alerts the enterprise had *created* in `[until - days, until)` (365 days by
-default). Alerts dismissed as false alarms (status `dismissed`, or disposition `false_alarm`) never
-count: they are reported, as `false_alarms`, but cost nothing. Every other alert is a *violation*.
+default). Only *confirmed* violations count: an alert the bureau verified (closed, not as a false
+alarm), escalated (now or earlier: `escalated_at`), or whose rectification deadline was missed (see
+below). A machine detection nobody has reviewed yet, within its deadline, is reported as
+`unconfirmed` and costs nothing until one of those happens: the camera-tamper and vision models
+are not always right, and a score that falls on an unreviewed guess is not a fair record. Alerts
+dismissed as false alarms (status `dismissed`, or disposition `false_alarm`) never count: they are
+reported, as `false_alarms`.
 
     score = max(0, 100 - deductions + credits)
 
@@ -48,7 +53,8 @@ PENALTY_CASE_POINTS = 5
 MISSED_DEADLINE_POINTS = 3
 
 FORMULA = (
-    "score = max(0, 100 - deductions + credits). Per violation (false alarms never count): severity"
+    "score = max(0, 100 - deductions + credits). Per confirmed violation (verified, escalated or past its"
+    " rectification deadline; unreviewed detections and false alarms never count): severity"
     " info 2, minor 4, major 8, critical 12 points; +5 for a penalty case (a repeat offence or a"
     " missed deadline); +3 for a missed rectification deadline. Credit: half the severity points"
     " back for a rectification submitted by its deadline and accepted."
@@ -59,21 +65,26 @@ FORMULA = (
 # enterprise, escalated) by whether its deadline has passed as of `until`.
 _QUERY = """
 SELECT severity,
-       count(*) FILTER (WHERE NOT fa) AS violations,
+       count(*) FILTER (WHERE ok) AS violations,
        count(*) FILTER (WHERE fa) AS false_alarms,
-       count(*) FILTER (WHERE NOT fa AND status <> 'closed') AS still_open,
-       count(*) FILTER (WHERE NOT fa AND penalty_case) AS penalty_cases,
-       count(*) FILTER (WHERE NOT fa AND leniency = 'repeat') AS repeat_offences,
-       count(*) FILTER (WHERE NOT fa AND late) AS missed_deadlines,
-       count(*) FILTER (WHERE NOT fa AND NOT late AND status = 'closed' AND rectified_at IS NOT NULL)
+       count(*) FILTER (WHERE NOT fa AND NOT ok) AS unconfirmed,
+       count(*) FILTER (WHERE ok AND status <> 'closed') AS still_open,
+       count(*) FILTER (WHERE ok AND penalty_case) AS penalty_cases,
+       count(*) FILTER (WHERE ok AND leniency = 'repeat') AS repeat_offences,
+       count(*) FILTER (WHERE ok AND late) AS missed_deadlines,
+       count(*) FILTER (WHERE ok AND NOT late AND status = 'closed' AND rectified_at IS NOT NULL)
            AS rectified_on_time
 FROM (
-    SELECT severity, status, penalty_case, leniency, rectified_at,
-           status = 'dismissed' OR COALESCE(disposition = 'false_alarm', false) AS fa,
-           COALESCE(CASE WHEN status IN ('rectification_submitted', 'closed') THEN rectified_at > deadline
-                         ELSE deadline <= %(until)s END, false) AS late
-    FROM alerts
-    WHERE enterprise_id = %(enterprise_id)s AND created_at >= %(since)s AND created_at < %(until)s
+    -- ok: a confirmed violation (verified, escalated now or before, or its deadline missed).
+    SELECT *, NOT fa AND (status IN ('closed', 'escalated') OR escalated_at IS NOT NULL OR late) AS ok
+    FROM (
+        SELECT severity, status, penalty_case, leniency, rectified_at, escalated_at,
+               status = 'dismissed' OR COALESCE(disposition = 'false_alarm', false) AS fa,
+               COALESCE(CASE WHEN status IN ('rectification_submitted', 'closed') THEN rectified_at > deadline
+                             ELSE deadline <= %(until)s END, false) AS late
+        FROM alerts
+        WHERE enterprise_id = %(enterprise_id)s AND created_at >= %(since)s AND created_at < %(until)s
+    ) b
 ) a
 GROUP BY severity
 ORDER BY severity
@@ -89,6 +100,7 @@ class Compliance:
     score: int
     violations: int = 0
     false_alarms: int = 0
+    unconfirmed: int = 0
     still_open: int = 0
     by_severity: dict[str, int] = field(default_factory=dict)
     penalty_cases: int = 0
@@ -125,9 +137,10 @@ async def compliance(
     cur = await conn.execute(_QUERY, {"enterprise_id": enterprise_id, "since": start, "until": end})
     result = Compliance(enterprise_id=enterprise_id, since=start, until=end, window_days=days, score=100)
     for row in await cur.fetchall():
-        severity, violations, false_alarms, still_open, penalty, repeat, missed, on_time = row
+        severity, violations, false_alarms, unconfirmed, still_open, penalty, repeat, missed, on_time = row
         points = severity_points(severity)
         result.false_alarms += false_alarms
+        result.unconfirmed += unconfirmed
         if violations == 0:
             continue
         result.violations += violations

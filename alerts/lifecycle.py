@@ -161,7 +161,9 @@ async def move(
     )
     await write_change(conn, alert["alert_id"], alert["enterprise_id"], action, after)
     if notice is not None:
-        await write_notice(conn, updated, notice, public_url=policy.public_url, reason=reason)
+        await write_notice(
+            conn, updated, notice, public_url=policy.public_url, reason=reason, timezone=policy.timezone
+        )
     return updated
 
 

@@ -19,6 +19,7 @@ from psycopg import AsyncConnection
 
 from vigil.catalogue import violation_type
 from vigil.settings import Settings
+from vigil.summaries import DEFAULT_TIMEZONE
 
 Leniency = Literal["first_offence", "repeat", "not_eligible"]
 Slot = Literal["A", "B", "C"]
@@ -35,6 +36,7 @@ class Policy:
     lookback: timedelta
     follow_up_after: timedelta
     public_url: str
+    timezone: str = DEFAULT_TIMEZONE  # of the times in notice texts (VIGIL_TIMEZONE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
@@ -42,6 +44,7 @@ class Policy:
             lookback=timedelta(days=settings.leniency_lookback_days),
             follow_up_after=timedelta(days=settings.follow_up_after_days),
             public_url=settings.public_url,
+            timezone=settings.timezone,
         )
 
 

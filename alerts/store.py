@@ -133,7 +133,7 @@ async def _opened(
     await write_change(conn, alert_id, v.enterprise_id, "opened", "open", violation_id=v.violation_id)
     alert = await lock_alert(conn, alert_id)
     if leniency.leniency != "repeat":
-        await write_notice(conn, alert, "opened", public_url=policy.public_url)
+        await write_notice(conn, alert, "opened", public_url=policy.public_url, timezone=policy.timezone)
         return
     # A repeat offence goes straight to the specialist. The enterprise hears of it twice, on every
     # channel it has: the opening notice (already escalated, a penalty case) and then the escalation
@@ -142,8 +142,10 @@ async def _opened(
     closed = f"{leniency.prior_closed_at:%Y-%m-%d}" if leniency.prior_closed_at else "earlier"
     reason = f"repeat offence: alert {leniency.prior_alert_id} of the same code closed {closed}"
     alert = await escalate(conn, alert, actor="policy", policy=policy, notify=False, reason=reason)
-    await write_notice(conn, alert, "opened", public_url=policy.public_url)
-    await write_notice(conn, alert, "escalated", public_url=policy.public_url, reason=reason)
+    await write_notice(conn, alert, "opened", public_url=policy.public_url, timezone=policy.timezone)
+    await write_notice(
+        conn, alert, "escalated", public_url=policy.public_url, reason=reason, timezone=policy.timezone
+    )
 
 
 async def _remember(conn: AsyncConnection[Any], v: Violation, alert_id: str) -> None:

@@ -26,6 +26,7 @@ from api.models import AlertDetail, AlertPage, AlertPublic, AuditEntry, NoticeRe
 from api.pagination import cursor_position, split_page
 from api.params import as_utc
 from vigil.catalogue import catalogue
+from vigil.summaries import render_both
 
 COLUMNS = sql.SQL(
     "alert_id, code, enterprise_id, site_id, source_kind, source_id, status, severity, tier,"
@@ -94,9 +95,15 @@ class _Where:
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:
-    """An alert row as the API shows it: with its code's names from the violation catalogue."""
+    """An alert row as the API shows it: with its code's names from the violation catalogue and its
+    summary for people in both languages (`summary` stays the detector's English engineering text)."""
     kind = catalogue().get(row["code"])
-    return {**row, "name_en": kind.name_en if kind else None, "name_zh": kind.name_zh if kind else None}
+    return {
+        **row,
+        "name_en": kind.name_en if kind else None,
+        "name_zh": kind.name_zh if kind else None,
+        **render_both(row["code"], row.get("evidence")),
+    }
 
 
 def public_alert(row: dict[str, Any]) -> AlertPublic:

@@ -39,7 +39,13 @@ class AlertPublic(BaseModel):
     # Plain str rather than the catalogue's Literal: one unexpected row must not break the wall.
     severity: str = Field(description="info, minor, major or critical")
     tier: int = Field(ge=1, le=3, description="1 = instant warning, 2 = rectify by deadline, 3 = routine")
-    summary: str
+    summary: str = Field(
+        description="the detector's English engineering text, for logs; people read summary_zh/summary_en"
+    )
+    summary_zh: str = Field(
+        description="the summary for people in Chinese, rendered from the code's template and evidence.params"
+    )
+    summary_en: str = Field(description="the same summary in English")
     evidence: dict[str, Any]
     detector: str
     window_start: datetime
@@ -134,7 +140,13 @@ class EnterpriseAlert(BaseModel):
     status: AlertStatus
     severity: str = Field(description="info, minor, major or critical")
     tier: int = Field(ge=1, le=3, description="1 = instant warning, 2 = rectify by deadline, 3 = routine")
-    summary: str
+    summary: str = Field(
+        description="the detector's English engineering text, for logs; people read summary_zh/summary_en"
+    )
+    summary_zh: str = Field(
+        description="the summary for people in Chinese, rendered from the code's template and evidence.params"
+    )
+    summary_en: str = Field(description="the same summary in English")
     evidence: dict[str, Any]
     detector: str
     window_start: datetime

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+
+# Swagger UI and ReDoc, vendored (package.json `vendor`) and served with the dashboard's assets:
+# on a closed government network a CDN does not answer, and the pages would stay blank.
+VENDOR = "/dashboard/assets/vendor"
 
 _UNPROCESSABLE = {
     "title": "Unprocessable",
@@ -64,3 +70,35 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    _install_docs(app)
+
+
+def _install_docs(app: FastAPI) -> None:
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{oauth2_redirect}",
+            swagger_js_url=f"{root}{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{VENDOR}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{root}{VENDOR}/swagger-ui/favicon-32x32.png",
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{VENDOR}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{VENDOR}/swagger-ui/favicon-32x32.png",
+            with_google_fonts=False,
+        )

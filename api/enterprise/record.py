@@ -59,8 +59,14 @@ class ComplianceReport(BaseModel):
     until: datetime
     window_days: int
     score: int = Field(ge=0, le=100, description="100 is spotless; see `formula`")
-    violations: int = Field(description="alerts created in the window, false alarms excluded")
+    violations: int = Field(
+        description="confirmed violations created in the window (verified, escalated or past the deadline)"
+    )
     false_alarms: int = Field(description="alerts dismissed as false alarms: never counted against you")
+    unconfirmed: int = Field(
+        description="detections not yet confirmed (not verified or escalated, deadline not passed): cost"
+        " nothing yet"
+    )
     still_open: int = Field(description="violations not yet closed")
     by_severity: dict[str, int] = Field(description="violations per severity")
     penalty_cases: int = Field(description="violations referred for a penalty case")
@@ -124,6 +130,7 @@ async def get_compliance(
         score=result.score,
         violations=result.violations,
         false_alarms=result.false_alarms,
+        unconfirmed=result.unconfirmed,
         still_open=result.still_open,
         by_severity=result.by_severity,
         penalty_cases=result.penalty_cases,

@@ -79,3 +79,14 @@ def profile_defaults() -> dict[str, dict[str, float]]:
     from detectors.rules import load_profiles
 
     return {name: dict(p.attributes) for name, p in load_profiles().items() if name in PROFILES}
+
+
+def profile_units() -> dict[str, dict[str, str]]:
+    """The unit of each metric of each profile file, for the warning's summary (vigil.summaries)."""
+    from detectors.rules import load_profiles
+
+    return {
+        name: {m.name: m.unit for m in p.metrics.values()}
+        for name, p in load_profiles().items()
+        if name in PROFILES
+    }

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from detectors.early_warning.channels import CHANNELS, PROFILES, Channel, profile_defaults
+from detectors.early_warning.channels import CHANNELS, PROFILES, Channel, profile_defaults, profile_units
 from detectors.early_warning.features import FEATURES
 from detectors.early_warning.manifest import load_manifest
 from detectors.early_warning.policy import Policy, WarnState
@@ -90,6 +90,7 @@ class EarlyWarning:
             )
         self._devices: OrderedDict[str, _Device] = OrderedDict()
         self._kind = violation_type(CODE)
+        self._units = profile_units()
         self.scored = 0  # model runs (one per device and minute at most)
         # Warm-up: the first runs of a session allocate; do it now, not on the first reading.
         for n in (1, 2, 3):
@@ -219,6 +220,17 @@ class EarlyWarning:
             "value": value,
             "limit": limit,
             "forecast_rule": channel.rule,
+            # The figures of the summary people read (vigil.summaries).
+            "params": {
+                "variant": channel.direction,
+                "metric": channel.metric,
+                "value": value,
+                "limit": limit,
+                "unit": self._units.get(channel.profile, {}).get(channel.metric, ""),
+                "rule": channel.rule,
+                "horizon_s": m.horizon_min * 60,
+                "risk": round(risk, 4),
+            },
             "features": {
                 name: round(float(x), 4)
                 for name, x in zip(FEATURES, row, strict=True)

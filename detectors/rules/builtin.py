@@ -36,6 +36,10 @@ def offline(engine: RuleEngine, dev: DeviceState, since: int, at: int, why: str)
         "reason": why,
         "last_message": dev.last_received,
         "heartbeat_s": hb / 1000,
+        # The figures of the summary people read (vigil.summaries): silence, or the device's word.
+        "params": {"variant": "no_message", "heartbeat_s": hb / 1000}
+        if why == "no message"
+        else {"variant": "status"},
     }
     engine.emit(dev, OFFLINE, dev.offline_id, "active", since, at, kind.severity, summary, evidence)
 
@@ -68,6 +72,7 @@ def out_of_range(
                 "rule": "valid_range",
                 "readings": dict(bad),
                 "valid": {m: list(dev.program.ranges[m]) for m in bad},
+                "params": _range_params(dev, bad),
             }
             engine.emit(dev, OUT_OF_RANGE, vid, "active", ts, ts, kind.severity, summary, evidence)
             return
@@ -93,6 +98,19 @@ def out_of_range(
             evidence,
         )
         dev.range_id, dev.range_bad = None, None
+
+
+def _range_params(dev: DeviceState, bad: Mapping[str, float]) -> dict[str, object]:
+    """The first impossible reading, for the summary people read (vigil.summaries)."""
+    metric, value = next(iter(bad.items()))
+    low, high = dev.program.ranges[metric]
+    return {
+        "metric": metric,
+        "value": value,
+        "min": low,
+        "max": high,
+        "unit": dev.program.units.get(metric, ""),
+    }
 
 
 def _impossible(dev: DeviceState, bad: Mapping[str, float]) -> str:

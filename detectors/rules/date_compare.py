@@ -53,5 +53,12 @@ class DateCompareRule(Rule):
         vid = violation_id("device", dev.device_id, f"{self.code}/{key}", day_start)
         label = f" {self.key} {key}" if self.key is not None else ""
         summary = f"{self.name_en}:{label} {self.field} {due}, {self.event} on {today}"
-        evidence = {"rule": "date_compare", "event": self.event, "data": msg.data, "date": today.isoformat()}
+        evidence = {
+            "rule": "date_compare",
+            "event": self.event,
+            "data": msg.data,
+            "date": today.isoformat(),
+            # The figures of the summary people read (vigil.summaries); dates are site-local days.
+            "params": {"key": key, "due": due.isoformat(), "date": today.isoformat()},
+        }
         engine.emit(dev, self.code, vid, "active", msg.ts, msg.ts, self.severity, summary, evidence)

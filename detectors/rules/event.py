@@ -34,7 +34,8 @@ class EventRule(Rule):
             st.since = st.raised_at = ts
             st.raised = violation_id("device", dev.device_id, self.code, ts)
             st.severity = self.severity
-            evidence = {"rule": "event", "event": msg.event, "data": msg.data}
+            # `params`: the figures of the summary people read (vigil.summaries).
+            evidence = {"rule": "event", "event": msg.event, "data": msg.data, "params": {"event": msg.event}}
             self.report(engine, dev, st, "active", ts, f"{self.name_en}: {msg.event}", evidence)
         st.last = ts
         if self.quiet_ms is not None:

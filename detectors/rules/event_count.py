@@ -46,7 +46,15 @@ class EventCountRule(Rule):
                 f"{self.name_en}: {self.count} {self.event} events within {duration(ts - st.since)}"
                 f" (limit {self.count - 1} in {duration(self.window_ms)})"
             )
-            self.report(engine, dev, st, "active", ts, summary, self._evidence(st))
+            evidence = self._evidence(st)
+            # The figures of the summary people read (vigil.summaries).
+            evidence["params"] = {
+                "event": self.event,
+                "count": self.count,
+                "within_s": (ts - st.since) / 1000,
+                "window_s": self.window_ms / 1000,
+            }
+            self.report(engine, dev, st, "active", ts, summary, evidence)
             engine.schedule(dev, ts + self.quiet_ms)
 
     def due(self, st: RuleState) -> int | None:

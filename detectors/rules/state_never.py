@@ -86,6 +86,8 @@ class NeverConnected:
                     "reason": NEVER_CONNECTED,
                     "registered_at": d.registered_at,
                     "heartbeat_s": hb / 1000,
+                    # The figures of the summary people read (vigil.summaries).
+                    "params": {"variant": "never_connected", "heartbeat_s": hb / 1000},
                 },
             )
             self._raised[d.device_id] = v

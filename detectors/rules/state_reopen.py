@@ -80,6 +80,8 @@ def _violation(
         "previous_status": alert.status,
         "condition_since": started,  # the episode's start (device time; ingest time when offline)
         "values": dict(dev.values),
+        # The summary people read (vigil.summaries): still going on after a close or a dismissal.
+        "params": {"variant": f"still_{alert.status}"},
     }
     return Violation(
         violation_id=vid,

@@ -49,7 +49,14 @@ class StateTimerRule(Rule):
         st.raised_at, st.severity = at, self.severity
         lasted = duration(at - st.since)
         summary = f"{self.name_en}: {self.start_event} without {self.stop_event} for {lasted}"
-        self.report(engine, dev, st, "active", at, summary, self._evidence(st))
+        evidence = self._evidence(st)
+        # The figures of the summary people read (vigil.summaries).
+        evidence["params"] = {
+            "event": self.start_event,
+            "held_s": (at - st.since) / 1000,
+            "allowed_s": self.for_ms / 1000,
+        }
+        self.report(engine, dev, st, "active", at, summary, evidence)
 
     def _evidence(self, st: RuleState) -> dict[str, Any]:
         return {

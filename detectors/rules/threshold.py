@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from detectors.rules.builtin import out_of_range
-from detectors.rules.expr import Condition, compile_condition, metrics_of, text
+from detectors.rules.expr import AllOf, AnyOf, Compare, Condition, Expr, compile_condition, metrics_of, text
 from detectors.rules.profiles import ThresholdSpec
 from detectors.rules.rule import RANK, Resolver, Rule, duration, to_ms, unit_suffix
 from detectors.rules.state import DeviceState, RuleState
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 class ThresholdRule(Rule):
     __slots__ = (
+        "bounds",
         "clear",
         "clear_text",
         "esc_ms",
@@ -59,6 +60,9 @@ class ThresholdRule(Rule):
         self.metrics = metrics_of(spec.when)
         self.primary = self.metrics[0]
         self.limits = resolve.used(spec.when, spec.clear, spec.for_s)
+        # The primary metric's comparisons in `when`, resolved: which limit a value crossed, for
+        # the summary people read (a chiller's 0 or 8 °C).
+        self.bounds = [(c.op, resolve(c.limit)) for c in _compares(spec.when) if c.metric == self.primary]
 
     def due(self, st: RuleState) -> int | None:
         if st.raised is None:
@@ -97,7 +101,7 @@ class ThresholdRule(Rule):
         summary = f"{self.name_en}: {self._values(dev)} ({self.when_text})" + (
             f" for {duration(lasted)}" if lasted >= 1000 else ""
         )
-        self.report(engine, dev, st, "active", at, summary + night, self._evidence(dev, st))
+        self.report(engine, dev, st, "active", at, summary + night, self._evidence(dev, st, at))
         if self.esc_ms is not None and self.esc_to is not None and RANK[severity] < RANK[self.esc_to]:
             engine.schedule(dev, at + self.esc_ms)
 
@@ -109,7 +113,7 @@ class ThresholdRule(Rule):
         st.severity = self.esc_to
         lasted = duration(at - st.raised_at)
         summary = f"{self.name_en}: still {self._values(dev)} after {lasted}; upgraded to {self.esc_to}"
-        evidence = self._evidence(dev, st)
+        evidence = self._evidence(dev, st, at)
         evidence["escalated_from"] = st.raised
         self.report(engine, dev, st, "active", at, summary, evidence, vid=f"{st.raised}-{self.esc_to}")
 
@@ -128,7 +132,26 @@ class ThresholdRule(Rule):
             parts.append(f"{m} {shown}{unit_suffix(units.get(m, ''))}")
         return ", ".join(parts)
 
-    def _evidence(self, dev: DeviceState, st: RuleState) -> dict[str, Any]:
+    def _params(self, dev: DeviceState, st: RuleState, at: int) -> dict[str, Any]:
+        """The figures of the summary people read (vigil.summaries): the primary metric's value,
+        the limit it crossed and on which side, and how long it has held."""
+        value = dev.values.get(self.primary)
+        crossed = next(
+            ((op, limit) for op, limit in self.bounds if value is not None and _holds(op, value, limit)),
+            self.bounds[0] if self.bounds else (None, None),
+        )
+        op, limit = crossed
+        side = "above" if op in (">", ">=") else "below" if op in ("<", "<=") else None
+        return {
+            "variant": side,
+            "metric": self.primary,
+            "value": value,
+            "limit": limit,
+            "unit": dev.program.units.get(self.primary, ""),
+            "held_s": (at - st.since) / 1000 if st.since is not None else None,
+        }
+
+    def _evidence(self, dev: DeviceState, st: RuleState, at: int | None = None) -> dict[str, Any]:
         evidence: dict[str, Any] = {
             "rule": "threshold",
             "condition": self.when_text,
@@ -138,10 +161,27 @@ class ThresholdRule(Rule):
             "since": st.since,
             "limits": dict(self.limits),
         }
+        if at is not None:
+            evidence["params"] = self._params(dev, st, at)
         if st.low <= st.high:
             evidence["metric"] = self.primary
             evidence["lowest"], evidence["highest"] = st.low, st.high
         return evidence
+
+
+def _compares(expr: Expr) -> list[Compare]:
+    if isinstance(expr, Compare):
+        return [expr]
+    assert isinstance(expr, AllOf | AnyOf)
+    return [c for part in expr.parts for c in _compares(part)]
+
+
+def _holds(op: str, value: float, limit: float) -> bool:
+    if op in (">", ">="):
+        return value > limit if op == ">" else value >= limit
+    if op in ("<", "<="):
+        return value < limit if op == "<" else value <= limit
+    return value == limit if op == "==" else value != limit
 
 
 def judge_telemetry(engine: RuleEngine, dev: DeviceState, msg: Telemetry, ts: int) -> None:

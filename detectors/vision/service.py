@@ -308,6 +308,13 @@ class VisionDetector(KafkaWorker):
                 "frame_ts": best.ts,
                 "model": self.manifest.name,
                 "boxes": boxes,
+                # The figures of the summary people read (vigil.summaries): k of the last n frames.
+                "params": {
+                    "variant": "vision",
+                    "score": round(best.score, 3),
+                    "hits": confirmed.hits,
+                    "frames": self._settings.vision_confirm_n,
+                },
             },
         )
 

@@ -259,7 +259,12 @@ class CameraIngest(Service):
     def _tamper_changed(self, channel: CameraChannel, state: TamperState, snapshot: bytes | None) -> None:
         camera = channel.camera
         since = state.since_ms or now_ms()
-        evidence: dict[str, object] = {"kind": state.kind, "detail": state.detail}
+        # `params`: the summary people read (vigil.summaries), one text per kind of tamper.
+        evidence: dict[str, object] = {
+            "kind": state.kind,
+            "detail": state.detail,
+            "params": {"variant": state.kind},
+        }
         if snapshot is not None and self.evidence is not None:
             evidence["snapshot_sha256"] = self.evidence.put(snapshot)
         what = state.kind.replace("_", " ") if state.kind else "tampered"
@@ -337,7 +342,12 @@ class CameraIngest(Service):
                         channel.offline_since_ms,
                         active=True,
                         summary=f"Camera {camera.camera_id} offline for {offline_after:g}s: {why}",
-                        evidence={"last_frame_at": int(last * 1000), "error": why},
+                        evidence={
+                            "last_frame_at": int(last * 1000),
+                            "error": why,
+                            # The figures of the summary people read (vigil.summaries).
+                            "params": {"offline_s": offline_after},
+                        },
                     )
                 elif channel.offline_since_ms is not None and now - last <= offline_after:
                     self._finding(

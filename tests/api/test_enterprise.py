@@ -305,7 +305,9 @@ async def test_history_and_compliance(client, pool, site: Site, own):
     b = await open_alert(pool, violation(site, source="cam-2"))
     c = await open_alert(pool, violation(site, source="cam-3"))
     report = ok(await client.get(f"{BASE}/compliance", headers=own))
-    assert report["score"] == 100 - 3 * 8 and report["still_open"] == 3 and report["on_time_rate"] is None
+    # Unreviewed detections cost nothing (issue 18.7): reported as unconfirmed, not as violations.
+    assert report["score"] == 100 and report["still_open"] == 0 and report["on_time_rate"] is None
+    assert report["violations"] == 0 and report["unconfirmed"] == 3
 
     photo = [("sink.jpg", jpeg_with_exif(), "image/jpeg")]
     ok(await rectify(client, a["alert_id"], own, photo), 201)
@@ -325,9 +327,10 @@ async def test_history_and_compliance(client, pool, site: Site, own):
     assert c["alert_id"] not in str(history)
 
     report = ok(await client.get(f"{BASE}/compliance", params={"days": 30}, headers=own))
-    assert report["window_days"] == 30 and report["false_alarms"] == 1 and report["violations"] == 2
+    assert report["window_days"] == 30 and report["false_alarms"] == 1 and report["violations"] == 1
+    assert report["unconfirmed"] == 1  # c: still unreviewed, within its deadline
     assert report["rectified_on_time"] == 1 and report["on_time_rate"] == 1.0
-    assert report["score"] == 100 - 2 * 8 + 4 == 88 and "formula" in report
+    assert report["score"] == 100 - 8 + 4 == 96 and "formula" in report
     assert (await client.get(f"{BASE}/compliance", params={"days": 0}, headers=own)).status_code == 422
 
 

@@ -7,13 +7,17 @@ downloads are never used. Without it the browser tests skip, saying so.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.browser.running import pipeline, vigil  # noqa: F401  (fixtures of every browser test module)
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -25,8 +29,11 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Screenshots of failed tests (gitignored: test-artifacts/).
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+# Screenshots of failed tests: a temporary folder of this run (printed with each failure), or
+# VIGIL_SCREENSHOTS when set.
+ARTIFACTS = Path(
+    os.environ.get("VIGIL_SCREENSHOTS") or Path(tempfile.gettempdir()) / "vigil-browser-screenshots"
+)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -69,8 +76,16 @@ class Pages:
     errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
 
-    async def new(self, label: str) -> Any:
-        context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
+    async def new(
+        self, label: str, *, lang: str | None = None, width: int = 1280, height: int = 900, **options: Any
+    ) -> Any:
+        """A page in a fresh context; `lang` ("zh-CN" or "en") is the dashboard's remembered language
+        (unset: the dashboard's default, zh-CN)."""
+        context = await self.browser.new_context(viewport={"width": width, "height": height}, **options)
+        if lang is not None:
+            await context.add_init_script(
+                f"try {{ localStorage.setItem('vigil.lang', {lang!r}) }} catch (e) {{}}"
+            )
         context.set_default_timeout(15_000)
         self.contexts.append(context)
         page = await context.new_page()

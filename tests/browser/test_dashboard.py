@@ -1,4 +1,5 @@
-"""The dashboard in a real browser against a running Vigil: the real API (uvicorn on a free port),
+"""The dashboard in a real browser (in English: the Chinese pages are
+tests/browser/test_wall.py's) against a running Vigil: the real API (uvicorn on a free port),
 the real alerts service and notifier, the session's embedded Kafka, MQTT and PostgreSQL.
 
 An operator signs in; a tier-1 violation published on `vigil.violations.v1` appears on the wall
@@ -12,136 +13,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import cv2
 import httpx
-import numpy as np
 import pytest
-from aiokafka import AIOKafkaProducer
 from playwright.async_api import Page, expect
-from pydantic import SecretStr
 
-from alerts.notifier import Notifier
-from alerts.service import AlertService
-from api.server import ApiService
 from ingest.partitions import create_partitions, partitioning
 from ingest.storage import write_rows
-from shell.infra import free_port
-from tests.api.conftest import make_key
 from tests.browser.conftest import Pages
-from tests.lifecycle import Site, open_alert, staffed_site, violation
-from vigil.events import Violation, encode, violation_id
-from vigil.evidence import EvidenceStore
-from vigil.settings import Settings
-from vigil.topics import VIOLATIONS
+from tests.browser.running import Running, jpeg, publish
+from tests.lifecycle import open_alert, violation
+from vigil.events import Violation, violation_id
 
 pytestmark = pytest.mark.integration
 
 # Device text is hostile until shown otherwise: it must reach the page as text, never as markup.
 HOSTILE = '<img src=x onerror="window.__pwned=1"> rat by the sink'
-
-
-def _jpeg(colour: tuple[int, int, int], text: str) -> bytes:
-    image = np.zeros((240, 320, 3), np.uint8)
-    image[:] = colour
-    cv2.putText(image, text, (20, 130), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2)
-    ok, encoded = cv2.imencode(".jpg", image)
-    assert ok
-    return bytes(encoded.tobytes())
-
-
-@dataclass
-class Running:
-    api: ApiService
-    settings: Settings
-    site: Site
-    operator_key: str
-    enterprise_key: str
-    evidence: EvidenceStore
-
-    @property
-    def url(self) -> str:
-        return self.api.url
-
-    async def restart_api(self, while_down: Callable[[], Awaitable[None]]) -> None:
-        """Stop the API (cutting every open stream), run `while_down`, serve again on the same port."""
-        await self.api.stop()
-        await while_down()
-        self.api = ApiService(self.settings)
-        await self.api.start()
-
-
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> Iterator[None]:
-    """The alerts service and the notifier, started once for the module in a thread (and event
-    loop) of their own: they share only Kafka and PostgreSQL with the API, as in production, and
-    joining the alerts consumer group costs seconds that need not be paid per test."""
-    ready = threading.Event()
-    stop = threading.Event()
-    failure: list[BaseException] = []
-
-    async def serve() -> None:
-        try:
-            async with AlertService(settings), Notifier(settings):
-                ready.set()
-                while not stop.is_set():
-                    await asyncio.sleep(0.05)
-        except BaseException as exc:
-            failure.append(exc)
-            ready.set()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="alerts+notifier", daemon=True)
-    thread.start()
-    assert ready.wait(60), "the alerts service and notifier did not start"
-    assert not failure, failure
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
-@pytest.fixture
-async def vigil(
-    settings: Settings, pipeline: None, pool: Any, uid: str, tmp_path: Any
-) -> AsyncIterator[Running]:
-    """Vigil as it runs in production: the API on a free port, the alerts service and the notifier."""
-    configured = settings.model_copy(
-        update={
-            "api_host": "127.0.0.1",
-            "api_port": free_port(),
-            "api_token": SecretStr(f"browser-test-token-{uid}-0123456789"),
-            "evidence_dir": str(tmp_path / "evidence"),
-        }
-    )
-    site = await staffed_site(pool, uid)
-    operator_key = await make_key(pool, "operator")
-    enterprise_key = await make_key(pool, "enterprise", site.enterprise_id)
-    running = Running(
-        ApiService(configured), configured, site, operator_key, enterprise_key,
-        EvidenceStore(tmp_path / "evidence"),
-    )  # fmt: skip
-    await running.api.start()
-    try:
-        yield running
-    finally:
-        await running.api.stop()
-
-
-async def _publish(settings: Settings, *violations: Violation) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        for v in violations:
-            await producer.send_and_wait(VIOLATIONS, encode(v), key=v.source_id.encode())
-    finally:
-        await producer.stop()
 
 
 async def _wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 30.0) -> None:
@@ -163,12 +54,12 @@ async def test_violation_to_closed_alert_through_the_dashboard(
     vigil: Running, pages: Pages, pool: Any
 ) -> None:
     started = time.monotonic()
-    snapshot = vigil.evidence.put(_jpeg((40, 40, 160), "RAT"))
+    snapshot = vigil.evidence.put(jpeg((40, 40, 160), "RAT"))
     v = violation(vigil.site, "KITCHEN_RODENT", source="cam-wall")
     v = dataclasses.replace(v, summary=HOSTILE, evidence={"snapshot_sha256": snapshot, "score": 0.93})
 
     # --- the operator signs in; `/` leads to the dashboard, and the stream goes live ----------
-    operator = await pages.new("operator")
+    operator = await pages.new("operator", lang="en")
     await _sign_in(operator, f"{vigil.url}/", vigil.operator_key, "operator")
     assert operator.url.startswith(f"{vigil.url}/dashboard/")
     await expect(operator.locator("#live")).to_have_attribute("data-state", "live")
@@ -176,12 +67,14 @@ async def test_violation_to_closed_alert_through_the_dashboard(
     await operator.evaluate("window.__sameDocument = true")
 
     # --- a violation on Kafka appears on the wall without a reload ----------------------------
-    await _publish(vigil.settings, v)
+    await publish(vigil.settings, v)
     card = operator.locator(f'[data-testid="alert-card"][data-alert-id="{v.violation_id}"]')
     await expect(card).to_be_visible(timeout=30_000)
     assert await operator.evaluate("window.__sameDocument === true"), "the page reloaded"
     await expect(card).to_have_attribute("data-tier", "1")
-    await expect(card.get_by_test_id("summary")).to_have_text(HOSTILE)
+    # People read the summary rendered from the code's template; the device's own text reaches the
+    # page only as text (in the audit trail below), never as markup.
+    await expect(card.get_by_test_id("summary")).not_to_be_empty()
     assert await card.locator("img").count() == 0 and not await operator.evaluate("window.__pwned")
     await expect(card.locator(".badge.tier-1").first).to_have_text("URGENT")
     # Tier 1, not yet acknowledged: it flashes until an operator takes it.
@@ -196,21 +89,23 @@ async def test_violation_to_closed_alert_through_the_dashboard(
 
     # --- the detail: evidence snapshot fetched with the bearer header, audit, notice ------------
     await card.get_by_role("link", name="Open").click()
-    await expect(operator.get_by_test_id("detail-summary")).to_have_text(HOSTILE)
+    await expect(operator.get_by_test_id("detail-summary")).not_to_be_empty()
+    await expect(operator.get_by_test_id("audit")).to_contain_text(HOSTILE)
+    assert not await operator.evaluate("window.__pwned")
     evidence = operator.get_by_test_id("evidence-image")
     await expect(evidence).to_have_attribute("src", _starts("blob:"))
     await operator.wait_for_function(
         "() => document.querySelector('[data-testid=evidence-image]')?.naturalWidth === 320"
     )
-    await expect(operator.get_by_test_id("audit")).to_contain_text("operator_acknowledged")
+    await expect(operator.get_by_test_id("audit")).to_contain_text("operator acknowledged")
     await expect(operator.get_by_test_id("notice-row").first).to_contain_text("opened")
 
     # --- the enterprise reads its notice and submits a rectification with a photo --------------
-    enterprise = await pages.new("enterprise")
+    enterprise = await pages.new("enterprise", lang="en")
     await _sign_in(enterprise, f"{vigil.url}/dashboard/", vigil.enterprise_key, "enterprise")
     assert enterprise.url.endswith("/dashboard/enterprise")  # the role picks the page
     notice = enterprise.locator(f'[data-testid="notice"][data-alert-id="{v.violation_id}"]')
-    await expect(notice.get_by_test_id("notice-summary")).to_have_text(HOSTILE)
+    await expect(notice.get_by_test_id("notice-summary")).not_to_be_empty()
     await expect(notice.get_by_test_id("read-state")).to_have_text("unread")
     await notice.get_by_test_id("mark-read").click()
     await expect(notice.get_by_test_id("read-state")).to_contain_text("read ")
@@ -218,7 +113,7 @@ async def test_violation_to_closed_alert_through_the_dashboard(
     form = enterprise.get_by_test_id("rectification-form")
     await form.get_by_label("What was done").fill("Sealed the gap under the sink; pest control visited.")
     await form.get_by_label("Photos").set_input_files(
-        [{"name": "sink.jpg", "mimeType": "image/jpeg", "buffer": _jpeg((20, 120, 20), "FIXED")}]
+        [{"name": "sink.jpg", "mimeType": "image/jpeg", "buffer": jpeg((20, 120, 20), "FIXED")}]
     )
     await form.get_by_role("button", name="Submit rectification").click()
     await expect(enterprise.get_by_test_id("status").first).to_have_text("Rectification submitted")
@@ -232,7 +127,7 @@ async def test_violation_to_closed_alert_through_the_dashboard(
     await operator.locator("#nav").get_by_role("link", name="Rectification review").click()
     item = operator.locator(f'[data-testid="review-item"][data-alert-id="{v.violation_id}"]')
     await expect(item).to_contain_text("Sealed the gap under the sink")
-    await expect(item.locator("img")).to_have_attribute("src", _starts("blob:"))
+    await expect(item.get_by_test_id("review-after-photo")).to_have_attribute("src", _starts("blob:"))
     await item.get_by_role("link", name="Review / reject").click()
     await operator.wait_for_function(
         "() => document.querySelector('[data-testid=rectification-photo]')?.naturalWidth === 320"
@@ -276,7 +171,7 @@ def _starts(prefix: str) -> re.Pattern[str]:
 async def test_the_wall_resumes_after_the_stream_is_cut(vigil: Running, pages: Pages, pool: Any) -> None:
     """The API goes away mid-stream; a violation arrives while it is down; when it is back the
     browser reconnects with its Last-Event-ID and the missed change reaches the wall, no reload."""
-    operator = await pages.new("operator")
+    operator = await pages.new("operator", lang="en")
     stream_requests: list[Any] = []
 
     def record(request: Any) -> None:
@@ -293,7 +188,7 @@ async def test_the_wall_resumes_after_the_stream_is_cut(vigil: Running, pages: P
 
     async def while_down() -> None:
         await expect(live).to_have_attribute("data-state", "reconnecting")
-        await _publish(vigil.settings, missed)
+        await publish(vigil.settings, missed)
 
         async def published() -> bool:  # on vigil.alerts.v1 before the API comes back
             async with pool.connection() as conn:
@@ -341,10 +236,10 @@ async def test_a_telemetry_alert_shows_its_sensor_trace(vigil: Running, pages: P
             await create_partitions(conn, {r[2].date() for r in readings})
     await write_rows(pool, readings)
 
-    operator = await pages.new("operator")
+    operator = await pages.new("operator", lang="en")
     await _sign_in(operator, f"{vigil.url}/dashboard/", vigil.operator_key, "operator")
     await operator.goto(f"{vigil.url}/dashboard/#/alert/{v.violation_id}")
-    await expect(operator.get_by_test_id("detail-summary")).to_have_text("Freezer at -9.5 °C")
+    await expect(operator.get_by_test_id("detail-summary")).to_contain_text("-18")
     chart = operator.get_by_test_id("trace-chart")
     await expect(chart.locator("canvas")).to_have_count(1)
     legend = chart.locator(".u-legend")
@@ -355,7 +250,7 @@ async def test_a_telemetry_alert_shows_its_sensor_trace(vigil: Running, pages: P
 
 
 async def test_sign_in_refuses_a_bad_key_keeps_no_key_and_signs_out(vigil: Running, pages: Pages) -> None:
-    page = await pages.new("operator")
+    page = await pages.new("operator", lang="en")
     await page.goto(f"{vigil.url}/dashboard/")
     await page.get_by_label("API key").fill("vigil_not-a-real-key")
     await page.get_by_role("button", name="Sign in").click()

@@ -5,6 +5,8 @@
 
 // This module is served at <root>/dashboard/assets/js/api.js; the API lives at <root>/api/v1/.
 // Resolving against our own URL keeps the dashboard working behind a path-prefixing proxy.
+import { lang, t } from "./i18n.js";
+
 const API_ROOT = new URL("../../../api/v1/", import.meta.url);
 const STORAGE_KEY = "vigil.session";
 
@@ -59,13 +61,13 @@ function armExpiry(s) {
   if (!s?.expires_at) return;
   // setTimeout's limit is ~24.8 days; a session is far shorter.
   const ms = Math.min(new Date(s.expires_at).getTime() - Date.now(), 2 ** 31 - 1);
-  expiryTimer = setTimeout(() => endSession("Your session has expired; sign in again."), Math.max(ms, 0));
+  expiryTimer = setTimeout(() => endSession(t("session.expired")), Math.max(ms, 0));
 }
 
 /** Exchange an API key for a session token; resolves to {subject, role, enterprise_id, expires_at}. */
 export async function signIn(apiKey) {
   const key = apiKey.trim();
-  if (!key) throw new ApiError(400, "Paste an API key.");
+  if (!key) throw new ApiError(400, t("login.empty"));
   let response;
   try {
     response = await fetch(apiUrl("auth/session"), {
@@ -75,9 +77,9 @@ export async function signIn(apiKey) {
       credentials: "omit",
     });
   } catch {
-    throw new ApiError(0, "The server cannot be reached.");
+    throw new ApiError(0, t("error.unreachable"));
   }
-  if (response.status === 401) throw new ApiError(401, "That key is not valid (or has been revoked).");
+  if (response.status === 401) throw new ApiError(401, t("login.invalid"));
   if (!response.ok) throw await errorOf(response);
   const s = await response.json();
   sessionStorage.setItem(STORAGE_KEY, JSON.stringify(s));
@@ -138,8 +140,8 @@ async function errorOf(response) {
 export function authHeaders() {
   const s = session();
   if (!s) {
-    endSession("Sign in to continue.");
-    throw new ApiError(401, "not signed in");
+    endSession(t("session.required"));
+    throw new ApiError(401, t("session.required"));
   }
   return { Authorization: `Bearer ${s.token}` };
 }
@@ -149,7 +151,8 @@ export function authHeaders() {
  * A 401 ends the session: the token expired or its key was revoked.
  */
 export async function request(path, { method = "GET", query, json, form, signal, raw = false } = {}) {
-  const headers = authHeaders();
+  // The server renders alert summaries in the page's language where it can.
+  const headers = { ...authHeaders(), "Accept-Language": lang() };
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -162,11 +165,11 @@ export async function request(path, { method = "GET", query, json, form, signal,
     response = await fetch(apiUrl(path, query), { method, headers, body, signal, cache: "no-store", credentials: "omit" });
   } catch (err) {
     if (err?.name === "AbortError") throw err;
-    throw new ApiError(0, "The server cannot be reached.");
+    throw new ApiError(0, t("error.unreachable"));
   }
   if (response.status === 401) {
-    endSession("Your session has ended; sign in again.");
-    throw new ApiError(401, "session ended");
+    endSession(t("session.ended"));
+    throw new ApiError(401, t("session.ended"));
   }
   if (!response.ok) throw await errorOf(response);
   if (raw) return response;
@@ -184,6 +187,6 @@ export const post = (path, json, signal) => request(path, { method: "POST", json
 export async function imageUrl(path, signal) {
   const response = await request(path, { raw: true, signal });
   const blob = await response.blob();
-  if (!blob.type.startsWith("image/")) throw new ApiError(415, "not an image");
+  if (!blob.type.startsWith("image/")) throw new ApiError(415, t("error.not_image"));
   return URL.createObjectURL(blob);
 }

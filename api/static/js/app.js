@@ -5,6 +5,8 @@
 
 import { onSessionEnd, resumeSession, signIn, signOut } from "./api.js";
 import { fill, h } from "./dom.js";
+import { lang, loadI18n, switchLanguage, t } from "./i18n.js";
+import { enterpriseName, forgetNames, loadNames } from "./names.js";
 import { onLiveState, startLive, stopLive } from "./live.js";
 import * as detail from "./detail.js";
 import * as enterprise from "./enterprise.js";
@@ -16,12 +18,12 @@ import * as wall from "./wall.js";
 const $ = (id) => document.getElementById(id);
 
 const OPERATOR_NAV = [
-  { hash: "#/wall", label: "Alert wall", view: wall },
-  { hash: "#/review", label: "Rectification review", view: review },
-  { hash: "#/sites", label: "Sites", view: sites },
-  { hash: "#/trends", label: "Trends", view: trends },
+  { hash: "#/wall", label: "nav.wall", view: wall },
+  { hash: "#/review", label: "nav.review", view: review },
+  { hash: "#/sites", label: "nav.sites", view: sites },
+  { hash: "#/trends", label: "nav.trends", view: trends },
 ];
-const ENTERPRISE_NAV = [{ hash: "#/notices", label: "Notices and alerts", view: enterprise }];
+const ENTERPRISE_NAV = [{ hash: "#/notices", label: "nav.notices", view: enterprise }];
 
 let current = null; // {controller, cleanups}
 let activeSession = null;
@@ -43,7 +45,7 @@ function isEnterprise(s) {
 }
 
 function route() {
-  const hash = location.hash || "";
+  const hash = (location.hash || "").split("?")[0]; // a view's own state may follow a "?"
   const match = /^#\/alert\/(.+)$/.exec(hash);
   if (match) {
     let id;
@@ -77,6 +79,7 @@ async function render() {
   banner(null);
   if (!activeSession) return;
   const { view, params, hash } = route();
+  document.body.dataset.view = hash ? hash.slice(2) : "detail";
   for (const a of $("nav").querySelectorAll("a")) {
     if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -87,6 +90,8 @@ async function render() {
   const container = $("view");
   container.replaceChildren();
   try {
+    await loadNames(activeSession);
+    if (controller.signal.aborted) return;
     await view.mount(container, {
       params,
       session: activeSession,
@@ -97,7 +102,7 @@ async function render() {
   } catch (err) {
     if (controller.signal.aborted || err?.name === "AbortError" || err?.status === 401) return;
     console.error(err);
-    banner(`Could not load this view: ${err?.message ?? err}`, "error");
+    banner(t("error.view", { error: err?.message ?? err }), "error");
   }
 }
 
@@ -107,16 +112,21 @@ function showSignedIn(s) {
   $("logout").hidden = false;
   fill(
     $("who"),
-    h("span", { "data-testid": "subject" }, s.subject),
-    h("span", { class: "role", "data-testid": "role" }, s.enterprise_id ? `${s.role} · ${s.enterprise_id}` : s.role),
+    h("span", { "data-testid": "subject", translate: "no" }, s.subject),
+    h("span", { class: "role", "data-testid": "role", dataset: { role: s.role } }, t(`role.${s.role}`)),
   );
+  if (s.enterprise_id) {
+    loadNames(s).then(() => {
+      if (activeSession === s) $("who").append(h("span", { class: "role", "data-testid": "who-enterprise", translate: "no" }, enterpriseName(s.enterprise_id)));
+    });
+  }
   const enterpriseView = isEnterprise(s);
   // The page's address follows the role: the same shell serves both paths.
   const onEnterprisePath = /\/enterprise$/.test(location.pathname);
   if (enterpriseView && !onEnterprisePath) history.replaceState(null, "", "enterprise" + location.hash);
   if (!enterpriseView && onEnterprisePath) history.replaceState(null, "", "./" + location.hash);
   const nav = enterpriseView ? ENTERPRISE_NAV : OPERATOR_NAV;
-  fill($("nav"), nav.map((n) => h("a", { href: n.hash }, n.label)));
+  fill($("nav"), nav.map((n) => h("a", { href: n.hash }, t(n.label))));
   $("nav").hidden = false;
   // Both roles follow the stream: the server filters an enterprise's to its own alerts.
   $("live").hidden = false;
@@ -126,6 +136,7 @@ function showSignedIn(s) {
 
 function showSignedOut(reason) {
   activeSession = null;
+  forgetNames();
   unmount();
   stopLive();
   $("view").replaceChildren();
@@ -136,16 +147,26 @@ function showSignedOut(reason) {
   $("who").replaceChildren();
   $("login").hidden = false;
   $("login-error").textContent = reason ?? "";
-  document.title = "Vigil";
+  document.title = t("app.title");
   $("api-key").focus();
 }
 
-function init() {
+async function init() {
+  try {
+    await loadI18n();
+  } catch (err) {
+    console.error("message catalogue not loaded", err);
+  }
+  document.title = t("app.title");
+  const other = lang() === "en" ? "zh-CN" : "en";
+  $("lang").hidden = false;
+  $("lang").setAttribute("lang", other);
+  $("lang").addEventListener("click", () => switchLanguage(other));
   onSessionEnd((reason) => showSignedOut(reason));
   onLiveState((state) => {
     const el = $("live");
     el.dataset.state = state;
-    el.textContent = { live: "● live", connecting: "connecting…", reconnecting: "reconnecting…", off: "offline" }[state] ?? state;
+    el.textContent = t(`live.${state}`);
   });
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -3,6 +3,7 @@
 // canvas and needs no inline script or style element, so it runs under the page's strict CSP.
 
 import { h } from "./dom.js";
+import { formatDate, t, zonedParts } from "./i18n.js";
 
 export const COLOURS = ["#1f6feb", "#c4162a", "#1a7f37", "#9a6700", "#8250df", "#0a7ea4", "#bf3989"];
 
@@ -16,7 +17,9 @@ function uPlotLib() {
  * the axis and in the legend. `markers`: [{at (epoch seconds), colour}] drawn as dashed vertical
  * lines (the alert's start and end on a sensor trace). `xRange`/`yRange`: fixed [min, max] instead
  * of fitting the data (a report's period, a percentage); `integer`: counts, from zero, whole-number
- * ticks. Returns the destroy function.
+ * ticks. A series with a `unit` ("℃", "%") is drawn on that unit's own scale and axis (the first
+ * unit on the left, the next on the right): values in different units never share an axis. Times
+ * are 24-hour, in the bureau's zone. Returns the destroy function.
  */
 export function timeChart(
   container,
@@ -29,35 +32,50 @@ export function timeChart(
   const box = h("div", { class: "chart", "data-testid": testid ?? "chart" });
   container.append(box);
   if (!U) {
-    box.append(h("p", { class: "muted" }, "The chart library did not load."));
+    box.append(h("p", { class: "muted" }, t("chart.no_library")));
     return () => box.remove();
   }
-  const show = (v) => (v === null || v === undefined ? "—" : format(v));
+  const show = (v, unit = "") => (v === null || v === undefined ? "—" : `${format(v)}${unit ? ` ${unit}` : ""}`);
+  // One scale per unit; series without a unit share "y".
+  const units = [...new Set(series.map((s) => s.unit ?? ""))];
+  const scaleOf = (unit) => (unit ? `u:${unit}` : "y");
+  const yScale = yRange ? { range: yRange } : integer ? { range: (_u, _min, max) => [0, Math.max(1, Math.ceil(max))] } : { auto: true };
+  const scales = { x: xRange ? { time: true, range: () => xRange } : { time: true } };
+  for (const unit of units) scales[scaleOf(unit)] = { ...yScale };
+  const span = xs.length ? (xRange ?? [xs[0], xs.at(-1)]) : [0, 0];
+  const multiDay = span[1] - span[0] > 36 * 3600;
+  const tick = (sec) => {
+    const p = zonedParts(new Date(sec * 1000));
+    return multiDay ? `${p.month}-${p.day}` : `${p.hour === "24" ? "00" : p.hour}:${p.minute}`;
+  };
   const opts = {
     width: Math.max(box.clientWidth || container.clientWidth || 600, 200),
     height,
-    scales: {
-      x: xRange ? { time: true, range: () => xRange } : { time: true },
-      // Counts start at zero and have whole-number ticks.
-      y: yRange ? { range: yRange } : integer ? { range: (_u, _min, max) => [0, Math.max(1, Math.ceil(max))] } : { auto: true },
-    },
+    scales,
     series: [
-      {},
+      { label: t("chart.time"), value: (_u, v) => (v === null || v === undefined ? "—" : formatDate(new Date(v * 1000))) },
       ...series.map((s, i) => ({
-        label: s.label,
+        label: s.unit ? `${s.label} (${s.unit})` : s.label,
+        scale: scaleOf(s.unit ?? ""),
         stroke: s.colour ?? COLOURS[i % COLOURS.length],
         width: 2,
         dash: s.dash,
         spanGaps: s.spanGaps ?? true, // a null is "no reading at this instant", not an outage
         points: { show: s.points ?? xs.length <= 60 },
-        value: (_u, v) => show(v),
+        value: (_u, v) => show(v, s.unit),
       })),
     ],
     axes: [
-      {},
-      integer
-        ? { values: (_u, ticks) => ticks.map(show), size: 60, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }
-        : { values: (_u, ticks) => ticks.map(show), size: 60 },
+      { values: (_u, ticks) => ticks.map(tick) },
+      ...units.map((unit, i) => ({
+        scale: scaleOf(unit),
+        side: i === 0 ? 3 : 1,
+        grid: { show: i === 0 },
+        label: unit || undefined,
+        values: (_u, ticks) => ticks.map((v) => show(v)),
+        size: 60,
+        ...(integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}),
+      })),
     ],
     legend: { live: true },
     hooks: { draw: [(u) => drawMarkers(u, markers)] },

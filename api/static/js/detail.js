@@ -4,22 +4,26 @@
 
 import { ApiError, get, imageUrl, post, seg } from "./api.js";
 import { timeChart } from "./charts.js";
-import { alertName, fill, fmtAge, fmtTime, h, statusChip, tierBadge } from "./dom.js";
+import { alertName, fill, fmtAge, fmtTime, h, plain, statusChip, summaryOf, tierBadge, valueLabel } from "./dom.js";
+import { t, tOr } from "./i18n.js";
+import { enterpriseName, siteName } from "./names.js";
 import { subscribe } from "./live.js";
+import { traceSeries } from "./trace.js";
 import { ACTIVE } from "./wall.js";
 
 const ESCALATABLE = ["open", "notified", "acknowledged", "rejected"];
 
 /** The operator's moves, when each is allowed (mirroring the server's rules, which still decide). */
 const ACTIONS = [
-  { id: "ack", label: "Acknowledge", when: (a) => ACTIVE.includes(a.status) && !a.operator_ack_at, immediate: true },
-  { id: "verify", label: "Verify and close", when: (a) => a.status === "rectification_submitted", note: "Note (optional)" },
-  { id: "reject", label: "Reject rectification", when: (a) => a.status === "rectification_submitted", reason: true, deadline: true },
-  { id: "dismiss", label: "Dismiss as false alarm", when: (a) => ACTIVE.includes(a.status), reason: true, danger: true },
-  { id: "escalate", label: "Escalate", when: (a) => ESCALATABLE.includes(a.status), reason: true },
-  { id: "flag-difficult", label: "Flag difficult", when: (a) => ACTIVE.includes(a.status) && !a.difficult, reason: true },
-  { id: "assign", label: "Assign", when: (a) => ACTIVE.includes(a.status), staff: true },
+  { id: "ack", when: (a) => ACTIVE.includes(a.status) && !a.operator_ack_at, immediate: true },
+  { id: "verify", when: (a) => a.status === "rectification_submitted", note: true },
+  { id: "reject", when: (a) => a.status === "rectification_submitted", reason: true, deadline: true },
+  { id: "dismiss", when: (a) => ACTIVE.includes(a.status), reason: true, danger: true },
+  { id: "escalate", when: (a) => ESCALATABLE.includes(a.status), reason: true },
+  { id: "flag-difficult", when: (a) => ACTIVE.includes(a.status) && !a.difficult, reason: true },
+  { id: "assign", when: (a) => ACTIVE.includes(a.status), staff: true },
 ];
+const label = (action) => t(`action.${action.id}`);
 
 export async function mount(container, ctx) {
   const alertId = ctx.params.alertId;
@@ -44,7 +48,7 @@ export async function mount(container, ctx) {
   const notices = h("section", { class: "panel", "data-testid": "notices" });
   const rectifications = h("section", { class: "panel", "data-testid": "rectifications" });
   container.append(
-    h("p", null, h("a", { href: "#/wall" }, "← Alert wall")),
+    h("p", null, h("a", { href: "#/wall" }, t("detail.back"))),
     header,
     staleNote,
     actions,
@@ -63,8 +67,8 @@ export async function mount(container, ctx) {
       h("h1", { "data-testid": "detail-title" }, alertName(alert)),
       tierBadge(alert.tier),
       statusChip(alert.status),
-      alert.difficult ? h("span", { class: "badge" }, "difficult") : null,
-      alert.penalty_case ? h("span", { class: "badge sev-critical" }, "penalty case") : null,
+      alert.difficult ? h("span", { class: "badge" }, t("detail.difficult")) : null,
+      alert.penalty_case ? h("span", { class: "badge sev-critical" }, t("detail.penalty_case")) : null,
     );
     renderActions();
     renderFields();
@@ -90,17 +94,17 @@ export async function mount(container, ctx) {
             "data-action": action.id,
             onclick: () => (action.immediate ? perform(action, {}) : openActionForm(action)),
           },
-          action.label,
+          label(action),
         ),
       );
     }
     const ackLine = alert.operator_ack_at
-      ? h("p", { class: "acked" }, `Acknowledged on the wall by ${alert.operator_ack_by} at ${fmtTime(alert.operator_ack_at)}`)
+      ? h("p", { class: "acked" }, t("detail.acked_by", { who: alert.operator_ack_by, at: fmtTime(alert.operator_ack_at) }))
       : null;
     fill(
       actions,
-      h("h2", null, "Actions"),
-      allowed.length ? row : h("p", { class: "muted" }, "No moves are open for an alert in this state."),
+      h("h2", null, t("detail.actions")),
+      allowed.length ? row : h("p", { class: "muted" }, t("detail.no_actions")),
       ackLine,
     );
   }
@@ -109,19 +113,19 @@ export async function mount(container, ctx) {
     openForm = action.id;
     const error = h("p", { class: "error", role: "alert" });
     const inputs = {};
-    const parts = [h("h3", null, action.label)];
+    const parts = [h("h3", null, label(action))];
     if (action.reason) {
       inputs.reason = h("textarea", { id: `f-${action.id}-reason`, required: true, maxlength: "4000" });
-      parts.push(h("label", { for: inputs.reason.id }, "Reason"), inputs.reason);
+      parts.push(h("label", { for: inputs.reason.id }, t("form.reason")), inputs.reason);
     }
     if (action.note) {
       inputs.note = h("textarea", { id: `f-${action.id}-note`, maxlength: "4000" });
-      parts.push(h("label", { for: inputs.note.id }, action.note), inputs.note);
+      parts.push(h("label", { for: inputs.note.id }, t("form.note")), inputs.note);
     }
     if (action.deadline) {
       inputs.deadline = h("input", { id: `f-${action.id}-deadline`, type: "datetime-local" });
       parts.push(
-        h("label", { for: inputs.deadline.id }, "New deadline (local time; empty: the code's own time from now)"),
+        h("label", { for: inputs.deadline.id }, t("form.deadline")),
         inputs.deadline,
       );
     }
@@ -130,27 +134,27 @@ export async function mount(container, ctx) {
       inputs.staff = h("input", { id: `f-${action.id}-staff`, list: "staff-options", required: true, pattern: "[A-Za-z0-9_\\-]{1,64}" });
       inputs.reason = h("textarea", { id: `f-${action.id}-reason`, maxlength: "4000" });
       parts.push(
-        h("label", { for: inputs.staff.id }, "Staff id"), inputs.staff, list,
-        h("label", { for: inputs.reason.id }, "Reason (optional)"), inputs.reason,
+        h("label", { for: inputs.staff.id }, t("form.staff")), inputs.staff, list,
+        h("label", { for: inputs.reason.id }, t("form.reason_optional")), inputs.reason,
       );
       staffOptions(list);
     }
-    const submit = h("button", { type: "submit", class: action.danger ? "danger" : "" }, action.label);
-    const cancel = h("button", { type: "button", class: "ghost", onclick: () => closeForm() }, "Cancel");
+    const submit = h("button", { type: "submit", class: action.danger ? "danger" : "" }, label(action));
+    const cancel = h("button", { type: "button", class: "ghost", onclick: () => closeForm() }, t("form.cancel"));
     const form = h("form", { class: "action-form", "data-testid": `form-${action.id}` }, parts, h("div", { class: "row" }, submit, cancel), error);
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const body = {};
       if (inputs.reason?.value.trim()) body.reason = inputs.reason.value.trim();
       if (action.reason && !body.reason) {
-        error.textContent = "A reason is required.";
+        error.textContent = t("form.reason_required");
         return;
       }
       if (inputs.note?.value.trim()) body.note = inputs.note.value.trim();
       if (inputs.deadline?.value) {
         const when = new Date(inputs.deadline.value); // datetime-local is the browser's local time
         if (Number.isNaN(when.getTime())) {
-          error.textContent = "That deadline is not a date.";
+          error.textContent = t("form.bad_deadline");
           return;
         }
         body.deadline = when.toISOString();
@@ -183,13 +187,13 @@ export async function mount(container, ctx) {
         const handler = site?.handlers?.[slot];
         if (handler && !seen.has(handler.staff_id)) {
           seen.add(handler.staff_id);
-          list.append(h("option", { value: handler.staff_id }, `${slot}: ${handler.name}${handler.away ? " (away)" : ""}`));
+          list.append(h("option", { value: handler.staff_id }, t(handler.away ? "handler.slot_away" : "handler.slot", { slot: `${slot}:`, name: handler.name })));
         }
       }
       for (const person of staff?.items ?? []) {
         if (seen.has(person.staff_id)) continue;
         seen.add(person.staff_id);
-        list.append(h("option", { value: person.staff_id }, `${person.name}${person.away ? " (away)" : ""}`));
+        list.append(h("option", { value: person.staff_id }, person.away ? t("handler.away", { name: person.name }) : person.name));
       }
     } catch {
       /* suggestions only */
@@ -201,13 +205,13 @@ export async function mount(container, ctx) {
       await post(`alerts/${seg(alertId)}/${action.id}`, body, ctx.signal);
     } catch (err) {
       if (err?.name === "AbortError") return false;
-      const text = err instanceof ApiError && err.status === 409 ? `Not now: ${err.message}` : err.message;
+      const text = err instanceof ApiError && err.status === 409 ? t("action.conflict", { error: err.message }) : err.message;
       if (errorEl) errorEl.textContent = text;
-      else ctx.banner(`${action.label} failed: ${text}`, "error");
+      else ctx.banner(t("action.failed", { action: label(action), error: text }), "error");
       return false;
     }
     openForm = null;
-    ctx.banner(`${action.label}: done.`);
+    ctx.banner(t("action.done", { action: label(action) }));
     await load();
     return true;
   }
@@ -215,31 +219,36 @@ export async function mount(container, ctx) {
   // --- fields ------------------------------------------------------------------------------
   function renderFields() {
     const a = alert;
+    const time = (v) => fmtTime(v);
     const rows = [
-      ["Alert id", h("code", null, a.alert_id)],
-      ["Code", h("code", null, a.code)],
-      ["Summary", h("span", { "data-testid": "detail-summary" }, a.summary)],
-      ["Enterprise / site", `${a.enterprise_id} / ${a.site_id}`],
-      ["Source", `${a.source_kind} ${a.source_id}`],
-      ["Severity / tier", `${a.severity} / ${a.tier}`],
-      ["Detector", a.detector],
-      ["First seen", `${fmtTime(a.first_seen)} (${fmtAge(a.first_seen)})`],
-      ["Last seen", fmtTime(a.last_seen)],
-      ["Occurrences", String(a.occurrences)],
-      ["Condition cleared", fmtTime(a.cleared_at)],
-      ["Deadline", `${fmtTime(a.deadline)} (${fmtAge(a.deadline)})`],
-      ["Leniency", a.leniency.replaceAll("_", " ") + (a.prior_alert_id ? ` (after ${a.prior_alert_id})` : "")],
-      ["Handler", a.assignee ? `${a.assignee} (${a.assigned_slot ?? "?"})` : "—"],
-      ["Notified", fmtTime(a.notified_at)],
-      ["Enterprise acknowledged", fmtTime(a.acknowledged_at)],
-      ["Rectified", fmtTime(a.rectified_at)],
-      ["Escalated", a.escalated_at ? `${fmtTime(a.escalated_at)}: ${a.escalation_reason ?? ""}` : "—"],
-      ["Closed", a.closed_at ? `${fmtTime(a.closed_at)}: ${a.close_reason ?? ""}` : "—"],
-      ["Disposition", a.disposition ?? "—"],
+      ["alert_id", h("code", { translate: "no" }, a.alert_id)],
+      ["code", h("code", { translate: "no" }, a.code)],
+      ["summary", summaryOf(a, { "data-testid": "detail-summary" })],
+      ["enterprise", [plain(enterpriseName(a.enterprise_id)), " ", h("code", { translate: "no" }, a.enterprise_id)]],
+      ["site", [plain(siteName(a.site_id)), " ", h("code", { translate: "no" }, a.site_id)]],
+      ["source", [valueLabel("source", a.source_kind), " ", h("code", { translate: "no" }, a.source_id)]],
+      ["severity_tier", `${valueLabel("severity", a.severity)} / ${a.tier}`],
+      ["detector", plain(a.detector)],
+      ["first_seen", `${time(a.first_seen)} (${fmtAge(a.first_seen)})`],
+      ["last_seen", time(a.last_seen)],
+      ["occurrences", String(a.occurrences)],
+      ["cleared", time(a.cleared_at)],
+      ["deadline", `${time(a.deadline)} (${fmtAge(a.deadline)})`],
+      ["leniency", [valueLabel("leniency", a.leniency), a.prior_alert_id ? [" ", t("detail.after"), " ", plain(a.prior_alert_id)] : null]],
+      ["handler", a.assignee ? [plain(a.assignee), ` (${a.assigned_slot ?? "?"})`] : "—"],
+      ["notified", time(a.notified_at)],
+      ["enterprise_acknowledged", time(a.acknowledged_at)],
+      ["rectified", time(a.rectified_at)],
+      ["escalated", a.escalated_at ? [`${time(a.escalated_at)}: `, plain(a.escalation_reason)] : "—"],
+      ["closed", a.closed_at ? [`${time(a.closed_at)}: `, plain(a.close_reason)] : "—"],
+      ["disposition", valueLabel("disposition", a.disposition)],
     ];
-    fill(fields, h("h2", null, "Alert"), h("dl", { class: "fields" }, rows.map(([k, v]) => [h("dt", null, k), h("dd", null, v)])));
+    fill(
+      fields,
+      h("h2", null, t("detail.alert")),
+      h("dl", { class: "fields" }, rows.map(([k, v]) => [h("dt", null, t(`field.${k}`)), h("dd", null, v)])),
+    );
   }
-
   // --- evidence ----------------------------------------------------------------------------
   function image(sha, alt, testid) {
     const img = h("img", { alt, "data-testid": testid, loading: "lazy" });
@@ -257,7 +266,7 @@ export async function mount(container, ctx) {
       })
       .catch((err) => {
         if (err?.name === "AbortError") return;
-        holder.replaceChildren(h("span", { class: "muted" }, err?.status === 404 ? `${alt}: not available` : `${alt}: ${err.message}`));
+        holder.replaceChildren(h("span", { class: "muted" }, err?.status === 404 ? t("image.missing", { what: alt }) : t("image.failed", { what: alt, error: err.message })));
       });
     return holder;
   }
@@ -268,10 +277,10 @@ export async function mount(container, ctx) {
     const other = Object.entries(ev).filter(([k]) => k !== "snapshot_sha256" && k !== "frame_sha256");
     fill(
       evidence,
-      h("h2", null, "Evidence"),
-      sha ? image(sha, "evidence snapshot", "evidence-image") : h("p", { class: "muted" }, "No snapshot on this alert."),
+      h("h2", null, t("detail.evidence")),
+      sha ? image(sha, t("detail.snapshot"), "evidence-image") : h("p", { class: "muted" }, t("detail.no_snapshot")),
       other.length
-        ? h("dl", { class: "fields" }, other.map(([k, v]) => [h("dt", null, k), h("dd", null, typeof v === "string" ? v : JSON.stringify(v))]))
+        ? h("dl", { class: "fields" }, other.map(([k, v]) => [h("dt", null, tOr(`evidence.${k}`, k)), h("dd", null, evidenceValue(v))]))
         : null,
     );
   }
@@ -280,13 +289,13 @@ export async function mount(container, ctx) {
   async function renderTrace() {
     trace.hidden = false;
     for (const destroy of charts.splice(0)) destroy();
-    fill(trace, h("h2", null, "Sensor trace"), h("p", { class: "muted" }, "loading…"));
+    fill(trace, h("h2", null, t("detail.trace")), h("p", { class: "muted" }, t("common.loading")));
     let data;
     try {
       data = await get(`alerts/${seg(alertId)}/trace`, null, ctx.signal);
     } catch (err) {
       if (err?.name === "AbortError") return;
-      fill(trace, h("h2", null, "Sensor trace"), h("p", { class: "muted" }, `No trace: ${err.message}`));
+      fill(trace, h("h2", null, t("detail.trace")), h("p", { class: "muted" }, t("detail.no_trace", { error: err.message })));
       return;
     }
     // A cold-chain alert says which metric crossed which limit: draw the limits on the trace.
@@ -299,12 +308,12 @@ export async function mount(container, ctx) {
     const { xs, series, notes } = traceSeries(Object.keys(limits).length ? { ...data, thresholds: { [ev.metric]: limits, ...(data.thresholds ?? {}) } } : data);
     fill(
       trace,
-      h("h2", null, "Sensor trace"),
+      h("h2", null, t("detail.trace")),
       notes.map((n) => h("p", { class: "muted" }, n)),
-      h("p", { class: "muted" }, "Dashed red lines: when the alert was first seen, and when it cleared (or was last seen)."),
+      h("p", { class: "muted" }, t("detail.trace_markers")),
     );
     if (!xs.length) {
-      trace.append(h("p", { class: "muted", "data-testid": "trace-empty" }, "No readings in the window."));
+      trace.append(h("p", { class: "muted", "data-testid": "trace-empty" }, t("detail.no_readings")));
       return;
     }
     const seconds = (iso) => (iso ? new Date(iso).getTime() / 1000 : NaN);
@@ -324,48 +333,50 @@ export async function mount(container, ctx) {
     const items = alert.rectifications ?? [];
     fill(
       rectifications,
-      h("h2", null, `Rectifications (${items.length})`),
+      h("h2", null, t("detail.rectifications", { n: items.length })),
       items.length
         ? items.map((r, i) =>
             h(
               "article",
               { class: "panel", "data-testid": "rectification" },
-              h("h3", null, `#${i + 1} submitted ${fmtTime(r.submitted_at)} by ${r.submitted_by}`),
-              h("p", { "data-testid": "rectification-description" }, r.description),
-              h("div", { class: "photos" }, r.photos.map((sha, j) => image(sha, `rectification photo ${j + 1}`, "rectification-photo"))),
+              h("h3", null, t("detail.rectification_head", { n: i + 1, at: fmtTime(r.submitted_at) }), " ", plain(r.submitted_by)),
+              plain(r.description, { "data-testid": "rectification-description", class: "para" }),
+              h("div", { class: "photos" }, r.photos.map((sha, j) => image(sha, t("detail.photo", { n: j + 1 }), "rectification-photo"))),
               h(
                 "p",
                 { class: "muted" },
                 r.decision
-                  ? `${r.decision} by ${r.decided_by} at ${fmtTime(r.decided_at)}${r.decision_reason ? `: ${r.decision_reason}` : ""}`
-                  : "Awaiting review.",
+                  ? [t("detail.decision", { decision: valueLabel("decision", r.decision), at: fmtTime(r.decided_at) }), " ", plain(r.decided_by),
+                    r.decision_reason ? [": ", plain(r.decision_reason)] : null]
+                  : t("detail.awaiting_review"),
               ),
             ),
           )
-        : h("p", { class: "muted" }, "None submitted."),
+        : h("p", { class: "muted" }, t("detail.none_submitted")),
     );
   }
 
   // --- notices -----------------------------------------------------------------------------
   function delivery(d) {
     const state = d.delivered_at ? "delivered" : d.dead_at ? "dead" : "pending";
+    const channel = valueLabel("channel", d.channel);
     const text =
-      state === "delivered" ? `${d.channel}: delivered ${fmtTime(d.delivered_at)}`
-      : state === "dead" ? `${d.channel}: gave up after ${d.attempts} attempts (${d.last_error ?? "error"})`
-      : `${d.channel}: pending, ${d.attempts} attempts${d.last_error ? ` (${d.last_error})` : ""}`;
-    return h("span", { class: "delivery", dataset: { state } }, text);
+      state === "delivered" ? t("delivery.delivered", { channel, at: fmtTime(d.delivered_at) })
+      : t(`delivery.${state}`, { channel, attempts: d.attempts });
+    const error = state !== "delivered" && d.last_error ? [" (", plain(d.last_error), ")"] : null;
+    return h("span", { class: "delivery", dataset: { state } }, text, error);
   }
 
   function renderNotices() {
     const items = alert.notices ?? [];
     fill(
       notices,
-      h("h2", null, `Notices to the enterprise (${items.length})`),
+      h("h2", null, t("detail.notices", { n: items.length })),
       items.length
         ? h(
             "table",
             null,
-            h("thead", null, h("tr", null, ["Notice", "Kind", "Sent", "Delivery", "Read"].map((t) => h("th", null, t)))),
+            h("thead", null, h("tr", null, ["notice", "kind", "sent", "delivery", "read"].map((k) => h("th", null, t(`notices.col.${k}`))))),
             h(
               "tbody",
               null,
@@ -373,16 +384,16 @@ export async function mount(container, ctx) {
                 h(
                   "tr",
                   { "data-testid": "notice-row" },
-                  h("td", null, h("code", null, n.notice_id)),
-                  h("td", null, n.kind),
+                  h("td", null, h("code", { translate: "no" }, n.notice_id)),
+                  h("td", null, valueLabel("notice", n.kind)),
                   h("td", null, fmtTime(n.created_at)),
-                  h("td", null, n.deliveries.length ? n.deliveries.map(delivery) : "inbox only"),
-                  h("td", { "data-testid": "notice-read" }, n.read_at ? fmtTime(n.read_at) : "unread"),
+                  h("td", null, n.deliveries.length ? n.deliveries.map(delivery) : t("delivery.inbox_only")),
+                  h("td", { "data-testid": "notice-read" }, n.read_at ? fmtTime(n.read_at) : t("notices.unread")),
                 ),
               ),
             ),
           )
-        : h("p", { class: "muted" }, "No notices."),
+        : h("p", { class: "muted" }, t("notices.none")),
     );
   }
 
@@ -390,11 +401,11 @@ export async function mount(container, ctx) {
   function renderAudit() {
     fill(
       audit,
-      h("h2", null, "Audit trail"),
+      h("h2", null, t("detail.audit")),
       h(
         "table",
         null,
-        h("thead", null, h("tr", null, ["When", "Who", "What", "From → to", "Why"].map((t) => h("th", null, t)))),
+        h("thead", null, h("tr", null, ["when", "who", "what", "change", "why"].map((k) => h("th", null, t(`audit.col.${k}`))))),
         h(
           "tbody",
           null,
@@ -403,10 +414,16 @@ export async function mount(container, ctx) {
               "tr",
               { "data-testid": "audit-row" },
               h("td", null, fmtTime(e.at)),
-              h("td", null, e.actor),
-              h("td", null, e.action),
-              h("td", null, e.from_status === e.to_status ? (e.to_status ?? "") : `${e.from_status ?? "—"} → ${e.to_status ?? "—"}`),
-              h("td", null, e.reason ?? ""),
+              h("td", null, plain(e.actor)),
+              h("td", null, valueLabel("audit", e.action)),
+              h(
+                "td",
+                null,
+                e.from_status === e.to_status
+                  ? (e.to_status ? valueLabel("status", e.to_status) : "")
+                  : `${valueLabel("status", e.from_status)} → ${valueLabel("status", e.to_status)}`,
+              ),
+              h("td", null, plain(e.reason ?? "")),
             ),
           ),
         ),
@@ -415,7 +432,7 @@ export async function mount(container, ctx) {
   }
 
   function reportError(err) {
-    if (err?.name !== "AbortError" && err?.status !== 401) ctx.banner(`Could not reload: ${err.message}`, "error");
+    if (err?.name !== "AbortError" && err?.status !== 401) ctx.banner(t("error.reload", { error: err.message }), "error");
   }
 
   // Changes to this alert from elsewhere (the enterprise, another operator, a timer).
@@ -425,7 +442,7 @@ export async function mount(container, ctx) {
       if (change.alert_id !== alertId && change.type !== "reset") return;
       stale = true;
       if (openForm) {
-        fill(staleNote, "This alert has changed since you opened the form; it reloads when you finish or cancel.");
+        fill(staleNote, t("detail.stale"));
         staleNote.hidden = false;
         return;
       }
@@ -438,52 +455,9 @@ export async function mount(container, ctx) {
   await load();
 }
 
-/**
- * The trace endpoint's answer (`{series: {metric: [[ts_ms, value], …]}, start_ms, end_ms,
- * bucket_ms, truncated}`) as uPlot columns: one shared time axis (seconds), one series per metric,
- * null where a metric has no reading at a time another has. Also takes `{series: [{metric,
- * points}]}`; thresholds (`thresholds: {metric: number | {min, max}}`), if a trace carries them,
- * become dashed lines.
- */
-export function traceSeries(data) {
-  const notes = [];
-  let named = [];
-  const raw = data?.series ?? {};
-  if (Array.isArray(raw)) {
-    named = raw.map((s) => [s.metric ?? s.name ?? s.label ?? "value", s.points ?? s.values ?? []]);
-  } else if (raw && typeof raw === "object") {
-    named = Object.entries(raw);
-  }
-  const times = new Set();
-  const maps = named.map(([name, points]) => {
-    const m = new Map();
-    for (const p of points ?? []) {
-      const [ts, v] = Array.isArray(p) ? p : [p.ts ?? p.t, p.value ?? p.v];
-      const t = typeof ts === "string" ? new Date(ts).getTime() : Number(ts);
-      if (!Number.isFinite(t)) continue;
-      times.add(t);
-      m.set(t, v === null || v === undefined ? null : Number(v));
-    }
-    return [name, m];
-  });
-  const sorted = [...times].sort((a, b) => a - b);
-  const xs = sorted.map((t) => t / 1000);
-  const series = maps.map(([name, m]) => ({ label: name, values: sorted.map((t) => (m.has(t) ? m.get(t) : null)), points: false }));
-  // Threshold lines, when the trace says what the limit was.
-  const thresholds = data?.thresholds ?? data?.limits ?? null;
-  if (thresholds && typeof thresholds === "object" && xs.length) {
-    for (const [metric, limit] of Object.entries(thresholds)) {
-      const bounds = typeof limit === "number" ? { limit } : limit && typeof limit === "object" ? limit : {};
-      for (const [which, value] of Object.entries(bounds)) {
-        if (typeof value !== "number") continue;
-        series.push({ label: `${metric} ${which}`, values: sorted.map(() => value), dash: [6, 4], colour: "#c4162a", points: false });
-      }
-    }
-  }
-  if (Number.isFinite(data?.start_ms) && Number.isFinite(data?.end_ms)) {
-    notes.push(`Readings of ${data.device_id ?? "the device"} from ${fmtTime(data.start_ms)} to ${fmtTime(data.end_ms)}.`);
-  }
-  if (data?.bucket_ms) notes.push(`Averaged over ${Math.round(data.bucket_ms / 1000)} s buckets.`);
-  if (data?.truncated) notes.push("The alert ran longer than the trace can show: cut at its end.");
-  return { xs, series, notes };
+/** An evidence value as text: numbers rounded, anything structured as compact JSON (data, not words). */
+function evidenceValue(v) {
+  if (typeof v === "number") return String(Number.isInteger(v) ? v : Number(v.toFixed(3)));
+  if (typeof v === "string") return plain(v);
+  return h("code", { translate: "no" }, JSON.stringify(v));
 }

@@ -1,6 +1,8 @@
 // Building the page without ever parsing server text as HTML: every string becomes a text node.
 // Alert summaries, reasons and descriptions come from devices and enterprises; none is trusted.
 
+import { formatDate, lang, t, tOr } from "./i18n.js";
+
 const URL_ATTRIBUTES = new Set(["href", "src", "action", "formaction"]);
 
 /** h("tag", {class, dataset, onclick, ...attrs}, ...children) → an element. Strings are text. */
@@ -49,20 +51,15 @@ export function clear(el) {
   el.replaceChildren();
 }
 
-const pad = (n) => String(n).padStart(2, "0");
-
-/** A timestamp (ISO string, Date or epoch ms) as local YYYY-MM-DD HH:MM:SS. */
+/** A timestamp (ISO string, Date or epoch ms) as YYYY-MM-DD HH:mm (24 h) in the bureau's zone. */
 export function fmtTime(value) {
   if (value === null || value === undefined || value === "") return "—";
   const d = value instanceof Date ? value : new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
-  return (
-    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
-  );
+  return formatDate(d);
 }
 
-/** "3 min ago", "in 2 h": coarse, for scanning a wall. */
+/** "3 分钟前", "2 小时后": coarse, for scanning a wall. */
 export function fmtAge(value, now = Date.now()) {
   if (!value) return "";
   const ms = new Date(value).getTime() - now;
@@ -72,37 +69,58 @@ export function fmtAge(value, now = Date.now()) {
     : abs < 3_600_000 ? [Math.round(abs / 60_000), "min"]
     : abs < 172_800_000 ? [Math.round(abs / 3_600_000), "h"]
     : [Math.round(abs / 86_400_000), "d"];
-  return ms < 0 ? `${n} ${unit} ago` : `in ${n} ${unit}`;
+  return t(ms < 0 ? `age.ago.${unit}` : `age.in.${unit}`, { n });
 }
 
 export function fmtPercent(value) {
   return value === null || value === undefined ? "—" : `${(value * 100).toFixed(1)}%`;
 }
 
-export const STATUS_LABELS = {
-  open: "Open",
-  notified: "Notified",
-  acknowledged: "Acknowledged by enterprise",
-  rectification_submitted: "Rectification submitted",
-  rejected: "Rectification rejected",
-  escalated: "Escalated",
-  closed: "Closed",
-  dismissed: "Dismissed",
-};
+export const STATUSES = [
+  "open", "notified", "acknowledged", "rectification_submitted", "rejected", "escalated", "closed", "dismissed",
+];
+
+export function statusLabel(status) {
+  return tOr(`status.${status}`, status);
+}
 
 export function statusChip(status) {
-  return h("span", { class: "status", dataset: { status }, "data-testid": "status" }, STATUS_LABELS[status] ?? status);
+  return h("span", { class: "status", dataset: { status }, "data-testid": "status" }, statusLabel(status));
 }
 
 export function tierBadge(tier) {
-  const label = tier === 1 ? "URGENT" : tier === 2 ? "Tier 2" : "Tier 3";
-  return h("span", { class: `badge tier-${tier}`, title: `risk tier ${tier}` }, label);
+  return h("span", { class: `badge tier-${tier}`, title: t("tier.title", { tier }) }, tOr(`tier.${tier}.badge`, String(tier)));
 }
 
-/** The catalogue's names, English with the Chinese after it, or the bare code. */
+/** A value the catalogue may name (severity, leniency, source kind …), else the value itself. */
+export function valueLabel(group, value) {
+  return value === null || value === undefined ? "—" : tOr(`${group}.${value}`, String(value));
+}
+
+/** The catalogue's name of the alert's code in the page's language, or the bare code. */
 export function alertName(alert) {
-  const names = [alert.name_en, alert.name_zh].filter(Boolean);
-  return names.length ? names.join(" · ") : alert.code;
+  const names = lang() === "en" ? [alert.name_en, alert.name_zh] : [alert.name_zh, alert.name_en];
+  return names.find(Boolean) ?? alert.code;
+}
+
+/**
+ * The alert's summary in the page's language when the API gives it (summary_zh / summary_en),
+ * else the detector's own text, marked translate="no": it is data, not the dashboard's words.
+ */
+export function summaryOf(alert, props = {}) {
+  const own = lang() === "en" ? alert.summary_en : alert.summary_zh;
+  if (own) return h("span", props, own);
+  return h("span", { ...props, translate: "no" }, alert.summary ?? "");
+}
+
+/** The summary as plain text in the page's language (a notification's body). */
+export function summaryText(alert) {
+  return (lang() === "en" ? alert.summary_en : alert.summary_zh) || alert.summary || "";
+}
+
+/** Text that is data (ids, codes, what people typed): shown as is, never translated. */
+export function plain(value, props = {}) {
+  return h("span", { ...props, translate: "no" }, value ?? "");
 }
 
 /** The detail's route for an alert id (ids carry `:` and `.`; encode anyway). */

@@ -2,7 +2,10 @@
 // enterprise's open alerts, and for one alert: acknowledge it and submit a rectification with photos.
 
 import { get, imageUrl, post, request, seg } from "./api.js";
-import { alertHref, alertName, fill, fmtAge, fmtTime, h, statusChip, tierBadge } from "./dom.js";
+import { alertHref, alertName, fill, fmtAge, fmtTime, h, plain, statusChip, summaryOf, tierBadge, valueLabel } from "./dom.js";
+import { lang, t } from "./i18n.js";
+import { enterpriseName, siteName } from "./names.js";
+import { prepareUpload } from "./photos.js";
 import { subscribe } from "./live.js";
 
 const OPEN = ["open", "notified", "acknowledged", "rectification_submitted", "rejected", "escalated"];
@@ -11,13 +14,6 @@ const CAN_RECTIFY = ["open", "notified", "acknowledged", "rejected", "escalated"
 const MAX_PHOTOS = 10;
 const POLL_MS = 60_000; // a safety net: changes arrive on the stream
 
-const KIND_LABELS = {
-  opened: "New violation",
-  rejected: "Rectification rejected",
-  escalated: "Escalated",
-  closed: "Closed",
-  dismissed: "Dismissed (false alarm)",
-};
 
 export async function mount(container, ctx) {
   if (ctx.params.alertId) return mountAlert(container, ctx, ctx.params.alertId);
@@ -35,14 +31,14 @@ async function mountInbox(container, ctx) {
   const score = h("section", { class: "panel", "data-testid": "compliance" });
   const noticesBox = h("section", { class: "panel", "data-testid": "notices" });
   const alertsBox = h("section", { class: "panel", "data-testid": "enterprise-alerts" });
-  container.append(h("h1", null, `Notices and alerts — ${ctx.session.enterprise_id}`), score, noticesBox, alertsBox);
+  container.append(h("h1", null, t("enterprise.title"), " — ", plain(enterpriseName(ctx.session.enterprise_id))), score, noticesBox, alertsBox);
 
   function noticeCard(n) {
     const p = n.payload ?? {};
-    const readState = h("span", { class: "muted", "data-testid": "read-state" }, n.read_at ? `read ${fmtTime(n.read_at)}` : "unread");
+    const readState = h("span", { class: "muted", "data-testid": "read-state" }, n.read_at ? t("notices.read_at", { at: fmtTime(n.read_at) }) : t("notices.unread"));
     const readButton = n.read_at
       ? null
-      : h("button", { type: "button", class: "ghost", "data-testid": "mark-read" }, "Mark read");
+      : h("button", { type: "button", class: "ghost", "data-testid": "mark-read" }, t("notices.mark_read"));
     const el = h(
       "article",
       { class: `panel notice ${n.read_at ? "" : "unread"}`, "data-testid": "notice", dataset: { noticeId: n.notice_id, alertId: n.alert_id } },
@@ -50,27 +46,27 @@ async function mountInbox(container, ctx) {
         "div",
         { class: "head" },
         p.tier ? tierBadge(p.tier) : null,
-        h("strong", null, KIND_LABELS[n.kind] ?? n.kind),
-        h("span", null, [p.name_en, p.name_zh].filter(Boolean).join(" · ") || p.code || ""),
+        h("strong", null, valueLabel("notice", n.kind)),
+        h("span", null, alertName(p)),
         h("span", { class: "muted" }, fmtTime(n.created_at)),
         readState,
       ),
-      p.summary ? h("p", { "data-testid": "notice-summary" }, p.summary) : null,
-      p.reason ? h("p", null, `Reason: ${p.reason}`) : null,
-      p.rectify_by ? h("p", null, `Rectify by ${fmtTime(p.rectify_by)} (${fmtAge(p.rectify_by)})`) : null,
-      p.leniency_en ? h("p", { class: "muted" }, p.leniency_en, p.leniency_zh ? ` · ${p.leniency_zh}` : "") : null,
-      h("div", { class: "actions" }, readButton, h("a", { class: "button", href: alertHref(n.alert_id), "data-testid": "open-alert" }, "Open alert")),
+      p.summary || p.summary_zh || p.summary_en ? h("p", null, summaryOf(p, { "data-testid": "notice-summary" })) : null,
+      p.reason ? h("p", null, t("form.reason"), t("sites.colon"), plain(p.reason)) : null,
+      p.rectify_by ? h("p", null, t("enterprise.rectify_by", { at: fmtTime(p.rectify_by), age: fmtAge(p.rectify_by) })) : null,
+      leniencyText(p) ? h("p", { class: "muted" }, leniencyText(p)) : null,
+      h("div", { class: "actions" }, readButton, h("a", { class: "button", href: alertHref(n.alert_id), "data-testid": "open-alert" }, t("notices.open_alert"))),
     );
     readButton?.addEventListener("click", async () => {
       readButton.disabled = true;
       try {
         await markRead(n, ctx);
         el.classList.remove("unread");
-        readState.textContent = `read ${fmtTime(n.read_at)}`;
+        readState.textContent = t("notices.read_at", { at: fmtTime(n.read_at) });
         readButton.remove();
       } catch (err) {
         readButton.disabled = false;
-        ctx.banner(`Could not mark read: ${err.message}`, "error");
+        ctx.banner(t("notices.read_failed", { error: err.message }), "error");
       }
     });
     // Opening the alert from its notice is reading it.
@@ -86,7 +82,7 @@ async function mountInbox(container, ctx) {
       { "data-testid": "enterprise-alert", dataset: { alertId: a.alert_id } },
       h("td", null, tierBadge(a.tier)),
       h("td", null, h("a", { href: alertHref(a.alert_id) }, alertName(a))),
-      h("td", null, a.summary),
+      h("td", null, summaryOf(a), h("div", { class: "muted", translate: "no" }, siteName(a.site_id))),
       h("td", null, statusChip(a.status)),
       h("td", null, `${fmtTime(a.deadline)} (${fmtAge(a.deadline)})`),
     );
@@ -101,31 +97,27 @@ async function mountInbox(container, ctx) {
     const unread = notices.items.filter((n) => !n.read_at).length;
     fill(
       noticesBox,
-      h("h2", null, `Notices (${unread} unread)`),
-      notices.items.length ? notices.items.map(noticeCard) : h("p", { class: "empty" }, "No notices."),
+      h("h2", null, t("notices.title", { n: unread })),
+      notices.items.length ? notices.items.map(noticeCard) : h("p", { class: "empty" }, t("notices.none")),
     );
     fill(
       alertsBox,
-      h("h2", null, `Open alerts (${alerts.items.length})`),
+      h("h2", null, t("enterprise.open_alerts", { n: alerts.items.length })),
       alerts.items.length
         ? h(
             "table",
             null,
-            h("thead", null, h("tr", null, ["Tier", "Violation", "Summary", "Status", "Rectify by"].map((t) => h("th", null, t)))),
+            h("thead", null, h("tr", null, ["tier", "violation", "summary", "status", "rectify_by"].map((k) => h("th", null, t(`enterprise.col.${k}`))))),
             h("tbody", null, alerts.items.map(alertRow)),
           )
-        : h("p", { class: "empty" }, "No open alerts."),
+        : h("p", { class: "empty" }, t("enterprise.no_open")),
     );
     if (compliance) {
       fill(
         score,
-        h("h2", null, "Compliance score"),
-        h("p", null, h("strong", { "data-testid": "score" }, String(compliance.score)), ` / 100 over the last ${compliance.window_days} days`),
-        h(
-          "p",
-          { class: "muted" },
-          `${compliance.violations} violations · ${compliance.still_open} still open · ${compliance.missed_deadlines} missed deadlines · ${compliance.rectified_on_time} rectified on time`,
-        ),
+        h("h2", null, t("enterprise.score")),
+        h("p", null, h("strong", { "data-testid": "score" }, String(compliance.score)), t("enterprise.score_window", { days: compliance.window_days })),
+        h("p", { class: "muted" }, t("enterprise.score_detail", compliance)),
       );
     } else {
       score.hidden = true;
@@ -155,7 +147,7 @@ async function mountAlert(container, ctx, alertId) {
   const evidence = h("section", { class: "panel evidence" });
   const history = h("section", { class: "panel", "data-testid": "rectifications" });
   container.append(
-    h("p", null, h("a", { href: "#/notices" }, "← Notices and alerts")),
+    h("p", null, h("a", { href: "#/notices" }, t("enterprise.back"))),
     header,
     actions,
     h("div", { class: "detail-grid" }, info, evidence),
@@ -169,7 +161,7 @@ async function mountAlert(container, ctx, alertId) {
         blobs.push(url);
         img.src = url;
       })
-      .catch(() => img.replaceWith(h("span", { class: "muted" }, `${alt}: not available`)));
+      .catch(() => img.replaceWith(h("span", { class: "muted" }, t("image.missing", { what: alt }))));
     return img;
   }
 
@@ -181,19 +173,19 @@ async function mountAlert(container, ctx, alertId) {
     const error = h("p", { class: "error", role: "alert" });
     const description = h("textarea", { id: "rect-description", name: "description", required: true, maxlength: "4000" });
     const photos = h("input", { id: "rect-photos", name: "photos", type: "file", accept: "image/jpeg,image/png", multiple: true });
-    const chosen = h("p", { class: "muted" });
+    const chosen = h("p", { class: "muted", translate: "no", "data-testid": "chosen-photos" });
     photos.addEventListener("change", () => {
       chosen.textContent = [...photos.files].map((f) => f.name).join(", ");
     });
     formHasWork = () => description.value.trim() !== "" || photos.files.length > 0;
-    const submit = h("button", { type: "submit" }, "Submit rectification");
+    const submit = h("button", { type: "submit" }, t("rect.submit"));
     const form = h(
       "form",
       { class: "action-form", "data-testid": "rectification-form" },
-      h("h3", null, a.status === "rejected" ? "Submit a new rectification" : "Submit a rectification"),
-      h("label", { for: description.id }, "What was done"),
+      h("h3", null, t(a.status === "rejected" ? "rect.title_again" : "rect.title")),
+      h("label", { for: description.id }, t("rect.description")),
       description,
-      h("label", { for: photos.id }, `Photos (JPEG or PNG, up to ${MAX_PHOTOS}, 5 MiB each)`),
+      h("label", { for: photos.id }, t("rect.photos", { n: MAX_PHOTOS })),
       photos,
       chosen,
       h("div", { class: "row" }, submit),
@@ -204,24 +196,31 @@ async function mountAlert(container, ctx, alertId) {
       error.textContent = "";
       const text = description.value.trim();
       if (!text) {
-        error.textContent = "Describe what was done.";
+        error.textContent = t("rect.description_required");
         return;
       }
       if (photos.files.length > MAX_PHOTOS) {
-        error.textContent = `At most ${MAX_PHOTOS} photos.`;
+        error.textContent = t("rect.too_many", { n: MAX_PHOTOS });
         return;
       }
+      submit.disabled = true;
       const data = new FormData();
       data.append("description", text);
-      for (const file of photos.files) data.append("photos", file, file.name);
-      submit.disabled = true;
       try {
+        // A phone's photo is often 50 MP: scaled down here, in the browser, so that it goes through.
+        for (const file of photos.files) {
+          chosen.textContent = t("rect.preparing", { name: file.name });
+          const ready = await prepareUpload(file);
+          data.append("photos", ready, ready.name);
+        }
+        chosen.textContent = t("rect.uploading");
         await request(`enterprise/alerts/${seg(alertId)}/rectification`, { method: "POST", form: data, signal: ctx.signal });
-        ctx.banner("Rectification submitted; the bureau will review it.");
+        ctx.banner(t("rect.submitted"));
         await load();
       } catch (err) {
         submit.disabled = false;
-        if (err?.name !== "AbortError") error.textContent = err.message;
+        chosen.textContent = "";
+        if (err?.name !== "AbortError") error.textContent = err?.message ?? String(err);
       }
     });
     return form;
@@ -231,11 +230,11 @@ async function mountAlert(container, ctx, alertId) {
     button.disabled = true;
     try {
       await post(`enterprise/alerts/${seg(alertId)}/acknowledge`, {}, ctx.signal);
-      ctx.banner("Acknowledged.");
+      ctx.banner(t("action.done", { action: t("action.ack") }));
       await load();
     } catch (err) {
       button.disabled = false;
-      if (err?.name !== "AbortError") ctx.banner(`Acknowledge failed: ${err.message}`, "error");
+      if (err?.name !== "AbortError") ctx.banner(t("action.failed", { action: t("action.ack"), error: err.message }), "error");
     }
   }
 
@@ -247,49 +246,58 @@ async function mountAlert(container, ctx, alertId) {
     const unread = (a.notices ?? []).filter((n) => !n.read_at);
     await Promise.all(unread.map((n) => markRead(n, ctx).catch(() => {})));
     fill(header, h("h1", { "data-testid": "detail-title" }, alertName(a)), tierBadge(a.tier), statusChip(a.status));
-    const parts = [h("h2", null, "What to do")];
+    const parts = [h("h2", null, t("enterprise.todo"))];
     if (CAN_ACKNOWLEDGE.includes(a.status)) {
-      const button = h("button", { type: "button", "data-action": "acknowledge" }, "Acknowledge");
+      const button = h("button", { type: "button", "data-action": "acknowledge" }, t("action.ack"));
       button.addEventListener("click", () => acknowledge(button));
       parts.push(h("div", { class: "actions" }, button));
     }
     if (CAN_RECTIFY.includes(a.status)) parts.push(rectificationForm(a));
-    if (a.status === "rectification_submitted") parts.push(h("p", null, "Your rectification is with the bureau for review."));
-    if (a.status === "closed") parts.push(h("p", null, `Closed ${fmtTime(a.closed_at)}: ${a.close_reason ?? ""}`));
-    if (a.status === "dismissed") parts.push(h("p", null, `Dismissed as a false alarm: ${a.close_reason ?? ""}`));
+    if (a.status === "rectification_submitted") parts.push(h("p", null, t("enterprise.in_review")));
+    if (a.status === "closed") parts.push(h("p", null, t("enterprise.closed", { at: fmtTime(a.closed_at) }), " ", plain(a.close_reason ?? "")));
+    if (a.status === "dismissed") parts.push(h("p", null, t("enterprise.dismissed"), " ", plain(a.close_reason ?? "")));
     fill(actions, parts);
     fill(
       info,
-      h("h2", null, "Alert"),
+      h("h2", null, t("detail.alert")),
       h(
         "dl",
         { class: "fields" },
         [
-          ["Summary", a.summary],
-          ["Site", a.site_id],
-          ["Source", `${a.source_kind} ${a.source_id}`],
-          ["Detected", fmtTime(a.first_seen)],
-          ["Rectify by", `${fmtTime(a.deadline)} (${fmtAge(a.deadline)})`],
-          ["Leniency", a.leniency.replaceAll("_", " ")],
-        ].map(([k, v]) => [h("dt", null, k), h("dd", null, v)]),
+          ["summary", summaryOf(a, { "data-testid": "detail-summary" })],
+          ["site", [plain(siteName(a.site_id)), " ", h("code", { translate: "no" }, a.site_id)]],
+          ["source", [valueLabel("source", a.source_kind), " ", h("code", { translate: "no" }, a.source_id)]],
+          ["first_seen", fmtTime(a.first_seen)],
+          ["deadline", `${fmtTime(a.deadline)} (${fmtAge(a.deadline)})`],
+          ["leniency", valueLabel("leniency", a.leniency)],
+        ].map(([k, v]) => [h("dt", null, t(`field.${k}`)), h("dd", null, v)]),
       ),
     );
     const sha = a.evidence?.snapshot_sha256 ?? a.evidence?.frame_sha256;
-    fill(evidence, h("h2", null, "Evidence"), sha ? image(sha, "evidence snapshot", "evidence-image") : h("p", { class: "muted" }, "No snapshot."));
+    fill(
+      evidence,
+      h("h2", null, t("detail.evidence")),
+      sha ? image(sha, t("detail.snapshot"), "evidence-image") : h("p", { class: "muted" }, t("detail.no_snapshot")),
+    );
     fill(
       history,
-      h("h2", null, "Rectifications"),
+      h("h2", null, t("detail.rectifications", { n: a.rectifications.length })),
       a.rectifications.length
         ? a.rectifications.map((r) =>
             h(
               "article",
               { class: "panel", "data-testid": "rectification" },
-              h("p", null, `${fmtTime(r.submitted_at)}: `, r.description),
-              h("div", { class: "photos" }, r.photos.map((p, i) => image(p, `photo ${i + 1}`, "rectification-photo"))),
-              h("p", { class: "muted" }, r.decision ? `${r.decision}${r.decision_reason ? `: ${r.decision_reason}` : ""}` : "awaiting review"),
+              h("p", null, `${fmtTime(r.submitted_at)}: `, plain(r.description)),
+              h("div", { class: "photos" }, r.photos.map((p, i) => image(p, t("detail.photo", { n: i + 1 }), "rectification-photo"))),
+              h(
+                "p",
+                { class: "muted" },
+                r.decision ? valueLabel("decision", r.decision) : t("detail.awaiting_review"),
+                r.decision_reason ? [": ", plain(r.decision_reason)] : null,
+              ),
             ),
           )
-        : h("p", { class: "muted" }, "None yet."),
+        : h("p", { class: "muted" }, t("detail.none_submitted")),
     );
   }
 
@@ -298,7 +306,7 @@ async function mountAlert(container, ctx, alertId) {
     subscribe((change) => {
       if (change.alert_id !== alertId && change.type !== "reset") return;
       if (formHasWork()) {
-        staleNote.textContent = "The bureau has changed this alert since you opened it; reload the page to see the change.";
+        staleNote.textContent = t("enterprise.stale");
         staleNote.hidden = false;
         return;
       }
@@ -308,4 +316,10 @@ async function mountAlert(container, ctx, alertId) {
   );
   ctx.onCleanup(() => clearTimeout(pending));
   await load();
+}
+
+/** The leniency sentence of a notice in the page's language (the notice carries both). */
+function leniencyText(p) {
+  const both = lang() === "en" ? [p.leniency_en, p.leniency_zh] : [p.leniency_zh, p.leniency_en];
+  return both.find(Boolean) ?? "";
 }

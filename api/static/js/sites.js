@@ -2,7 +2,9 @@
 // Refreshed when an alert changes (an offline camera is an alert) and every 30 s.
 
 import { get } from "./api.js";
-import { fill, h } from "./dom.js";
+import { fill, h, plain } from "./dom.js";
+import { t } from "./i18n.js";
+import { enterpriseName } from "./names.js";
 import { subscribe } from "./live.js";
 
 const MAX_PAGES = 10;
@@ -14,12 +16,12 @@ function sources(kind, items, idKey) {
   return h(
     "div",
     { "data-testid": `site-${kind}` },
-    h("strong", null, kind === "cameras" ? "Cameras" : "Devices"),
-    ": ",
-    h("span", { class: "online" }, `${online} online`),
+    h("strong", null, t(`sites.${kind}`)),
+    t("sites.colon"),
+    h("span", { class: "online" }, t("sites.online_count", { n: online })),
     " · ",
-    h("span", { class: offline.length ? "offline" : "muted" }, `${offline.length} offline`),
-    disabled ? h("span", { class: "muted" }, ` · ${disabled} disabled`) : null,
+    h("span", { class: offline.length ? "offline" : "muted" }, t("sites.offline_count", { n: offline.length })),
+    disabled ? h("span", { class: "muted" }, t("sites.disabled_count", { n: disabled })) : null,
     items.length
       ? h(
           "ul",
@@ -29,9 +31,9 @@ function sources(kind, items, idKey) {
               "li",
               { dataset: { online: String(i.online) } },
               h("span", { class: `dot ${i.enabled === false ? "" : i.online ? "on" : "off"}`, "aria-hidden": "true" }),
-              i[idKey],
-              i.profile ? h("span", { class: "muted" }, ` (${i.profile})`) : null,
-              i.enabled === false ? h("span", { class: "muted" }, " disabled") : i.online ? "" : h("span", { class: "offline" }, " offline"),
+              plain(i[idKey]),
+              i.profile ? h("span", { class: "muted", translate: "no" }, ` (${i.profile})`) : null,
+              i.enabled === false ? h("span", { class: "muted" }, t("sites.disabled")) : i.online ? "" : h("span", { class: "offline" }, t("sites.offline")),
             ),
           ),
         )
@@ -41,52 +43,54 @@ function sources(kind, items, idKey) {
 
 function siteCard(s) {
   const handlers = ["A", "B", "C"]
-    .map((slot) => (s.handlers?.[slot] ? `${slot} ${s.handlers[slot].name}${s.handlers[slot].away ? " (away)" : ""}` : null))
+    .map((slot) =>
+      s.handlers?.[slot] ? t(s.handlers[slot].away ? "handler.slot_away" : "handler.slot", { slot, name: s.handlers[slot].name }) : null,
+    )
     .filter(Boolean)
     .join(" · ");
   const open = s.open_alerts ?? { total: 0, tier_1: 0, tier_2: 0, tier_3: 0 };
   return h(
     "article",
     { class: "panel site-card", "data-testid": "site-card", dataset: { siteId: s.site_id } },
-    h("h2", null, s.name, " ", h("span", { class: "muted" }, `(${s.site_id})`)),
-    h("p", { class: "muted" }, `${s.enterprise_id}${s.district ? ` · ${s.district}` : ""}`),
+    h("h2", { translate: "no" }, s.name),
+    h("p", { class: "muted", translate: "no" }, `${enterpriseName(s.enterprise_id)}${s.district ? ` · ${s.district}` : ""}`),
     h(
       "p",
       null,
-      `Open alerts: ${open.total}`,
-      open.tier_1 ? h("span", { class: "badge tier-1" }, ` ${open.tier_1} urgent`) : null,
-      open.tier_2 ? ` · tier 2: ${open.tier_2}` : null,
-      open.tier_3 ? ` · tier 3: ${open.tier_3}` : null,
+      h("span", { "data-testid": "site-open" }, t("sites.open_alerts", { n: open.total })),
+      open.tier_1 ? h("span", { class: "badge tier-1" }, t("sites.urgent_count", { n: open.tier_1 })) : null,
+      open.tier_2 ? t("sites.tier_count", { tier: 2, n: open.tier_2 }) : null,
+      open.tier_3 ? t("sites.tier_count", { tier: 3, n: open.tier_3 }) : null,
     ),
     sources("cameras", s.cameras ?? [], "camera_id"),
     sources("devices", s.devices ?? [], "device_id"),
-    handlers ? h("p", { class: "muted" }, `Handlers: ${handlers}`) : null,
+    handlers ? h("p", { class: "muted" }, t("sites.handlers"), plain(handlers)) : null,
   );
 }
 
 export async function mount(container, ctx) {
   const grid = h("div", { class: "sites", "data-testid": "sites" });
-  const filter = h("input", { type: "search", placeholder: "Filter by site, enterprise or district", "aria-label": "Filter sites" });
+  const filter = h("input", { type: "search", placeholder: t("sites.filter"), "aria-label": t("sites.filter") });
   const summary = h("span", { class: "count" });
-  container.append(h("div", { class: "toolbar" }, h("h1", null, "Sites"), filter, summary), grid);
+  container.append(h("div", { class: "toolbar" }, h("h1", null, t("nav.sites")), filter, summary), grid);
   let all = [];
 
   function render() {
     const q = filter.value.trim().toLowerCase();
     const shown = all.filter(
-      (s) => !q || [s.site_id, s.name, s.enterprise_id, s.district ?? ""].some((v) => v.toLowerCase().includes(q)),
+      (s) => !q || [s.site_id, s.name, s.enterprise_id, enterpriseName(s.enterprise_id), s.district ?? ""].some((v) => v.toLowerCase().includes(q)),
     );
     // Sites with something offline or urgent first.
     const weight = (s) =>
       -((s.open_alerts?.tier_1 ?? 0) * 100 +
         [...(s.cameras ?? []), ...(s.devices ?? [])].filter((i) => !i.online && i.enabled !== false).length);
     shown.sort((a, b) => weight(a) - weight(b) || a.site_id.localeCompare(b.site_id));
-    fill(grid, shown.length ? shown.map(siteCard) : h("p", { class: "empty" }, "No sites."));
+    fill(grid, shown.length ? shown.map(siteCard) : h("p", { class: "empty" }, t("sites.empty")));
     const offline = all.reduce(
       (n, s) => n + [...(s.cameras ?? []), ...(s.devices ?? [])].filter((i) => !i.online && i.enabled !== false).length,
       0,
     );
-    summary.textContent = `${all.length} sites · ${offline} sources offline`;
+    summary.textContent = t("sites.summary", { sites: all.length, offline });
   }
   filter.addEventListener("input", render);
 

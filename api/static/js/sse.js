@@ -6,6 +6,7 @@
 // `retry` sets the reconnection delay; a blank line dispatches.
 
 import { ApiError, apiUrl, authHeaders, endSession } from "./api.js";
+import { t } from "./i18n.js";
 
 /** Feed text chunks; call `onEvent({type, data, id})` for each complete event. */
 export class EventStreamParser {
@@ -124,7 +125,7 @@ export class ResumableStream {
           continue;
         }
         if (response.status === 401) {
-          endSession("Your session has ended; sign in again."); // expired, or the key was revoked
+          endSession(t("session.ended")); // expired, or the key was revoked
           return;
         }
         if (response.status === 403) throw new ApiError(403, "the stream refused this credential");

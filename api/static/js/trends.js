@@ -4,13 +4,9 @@
 import { get } from "./api.js";
 import { timeChart } from "./charts.js";
 import { fill, fmtPercent, h } from "./dom.js";
+import { t } from "./i18n.js";
 
-const RANGES = [
-  ["7", "Last 7 days"],
-  ["30", "Last 30 days"],
-  ["90", "Last 90 days"],
-  ["365", "Last year"],
-];
+const RANGES = ["7", "30", "90", "365"];
 
 export async function mount(container, ctx) {
   const charts = [];
@@ -19,17 +15,15 @@ export async function mount(container, ctx) {
 
   const period = h(
     "select",
-    { "aria-label": "Period" },
-    h("option", { value: "day" }, "By day"),
-    h("option", { value: "week" }, "By week"),
-    h("option", { value: "month" }, "By month"),
+    { "aria-label": t("trends.period") },
+    ["day", "week", "month"].map((v) => h("option", { value: v }, t(`trends.by.${v}`))),
   );
-  const range = h("select", { "aria-label": "Range" }, RANGES.map(([v, label]) => h("option", { value: v }, label)));
+  const range = h("select", { "aria-label": t("trends.range") }, RANGES.map((v) => h("option", { value: v }, t(`trends.range.${v}`))));
   range.value = "30";
   const counts = h("section", { class: "panel" });
   const rates = h("section", { class: "panel" });
   const table = h("section", { class: "panel" });
-  container.append(h("div", { class: "toolbar" }, h("h1", null, "Trends"), range, period), counts, rates, table);
+  container.append(h("div", { class: "toolbar" }, h("h1", null, t("nav.trends")), range, period), counts, rates, table);
 
   async function load() {
     const until = new Date();
@@ -43,11 +37,11 @@ export async function mount(container, ctx) {
     const rows = period.value === "day" ? everyDay(stats.rows, since, until) : [...stats.rows].sort((a, b) => (a.key < b.key ? -1 : 1));
     const xRange = [since.getTime() / 1000, until.getTime() / 1000];
     const xs = rows.map((r) => new Date(`${r.key}T00:00:00Z`).getTime() / 1000);
-    fill(counts, h("h2", null, "Violations and warnings"));
-    fill(rates, h("h2", null, "Rectification and false-alarm rates"));
+    fill(counts, h("h2", null, t("trends.counts")));
+    fill(rates, h("h2", null, t("trends.rates")));
     rates.hidden = table.hidden = !stats.rows.length;
     if (!stats.rows.length) {
-      counts.append(h("p", { class: "empty" }, "No alerts in this range."));
+      counts.append(h("p", { class: "empty" }, t("trends.empty")));
       return;
     }
     charts.push(
@@ -58,10 +52,10 @@ export async function mount(container, ctx) {
         integer: true,
         format: (v) => v.toFixed(0),
         series: [
-          { label: "violations", values: rows.map((r) => r.violations) },
-          { label: "warnings", values: rows.map((r) => r.warnings) },
-          { label: "penalty cases", values: rows.map((r) => r.penalty_cases) },
-          { label: "false alarms", values: rows.map((r) => r.false_alarms) },
+          { label: t("trends.s.violations"), values: rows.map((r) => r.violations) },
+          { label: t("trends.s.warnings"), values: rows.map((r) => r.warnings) },
+          { label: t("trends.s.penalty_cases"), values: rows.map((r) => r.penalty_cases) },
+          { label: t("trends.s.false_alarms"), values: rows.map((r) => r.false_alarms) },
         ],
       }),
     );
@@ -74,37 +68,37 @@ export async function mount(container, ctx) {
         yRange: [0, 100],
         format: (v) => `${v.toFixed(0)}%`,
         series: [
-          { label: "rectification rate", values: rows.map((r) => pct(r.rectification_rate)) },
-          { label: "false-alarm rate", values: rows.map((r) => pct(r.false_alarm_rate)) },
-          { label: "repeat-offence rate", values: rows.map((r) => pct(r.repeat_offence_rate)) },
+          { label: t("trends.s.rectification_rate"), values: rows.map((r) => pct(r.rectification_rate)) },
+          { label: t("trends.s.false_alarm_rate"), values: rows.map((r) => pct(r.false_alarm_rate)) },
+          { label: t("trends.s.repeat_offence_rate"), values: rows.map((r) => pct(r.repeat_offence_rate)) },
         ],
       }),
     );
     const columns = [
-      ["Period", (r) => r.key],
-      ["Alerts", (r) => r.alerts],
-      ["Violations", (r) => r.violations],
-      ["Warnings", (r) => r.warnings],
-      ["Penalty cases", (r) => r.penalty_cases],
-      ["Rectified", (r) => r.rectified],
-      ["Rectification rate", (r) => fmtPercent(r.rectification_rate)],
-      ["Mean hours to rectify", (r) => (r.mean_hours_to_rectify === null ? "—" : r.mean_hours_to_rectify.toFixed(1))],
-      ["False alarms", (r) => r.false_alarms],
-      ["False-alarm rate", (r) => fmtPercent(r.false_alarm_rate)],
+      ["period", (r) => r.key],
+      ["alerts", (r) => r.alerts],
+      ["violations", (r) => r.violations],
+      ["warnings", (r) => r.warnings],
+      ["penalty_cases", (r) => r.penalty_cases],
+      ["rectified", (r) => r.rectified],
+      ["rectification_rate", (r) => fmtPercent(r.rectification_rate)],
+      ["mean_hours", (r) => (r.mean_hours_to_rectify === null ? "—" : r.mean_hours_to_rectify.toFixed(1))],
+      ["false_alarms", (r) => r.false_alarms],
+      ["false_alarm_rate", (r) => fmtPercent(r.false_alarm_rate)],
     ];
     fill(
       table,
-      h("h2", null, "Figures"),
+      h("h2", null, t("trends.figures")),
       h(
         "table",
         { "data-testid": "trend-table" },
-        h("thead", null, h("tr", null, columns.map(([t]) => h("th", null, t)))),
+        h("thead", null, h("tr", null, columns.map(([key]) => h("th", null, t(`trends.col.${key}`))))),
         h("tbody", null, stats.rows.map((r) => h("tr", null, columns.map(([, f]) => h("td", null, String(f(r))))))),
       ),
     );
   }
 
-  const reload = () => load().catch((err) => err?.name !== "AbortError" && ctx.banner(`Statistics: ${err.message}`, "error"));
+  const reload = () => load().catch((err) => err?.name !== "AbortError" && ctx.banner(t("trends.error", { error: err.message }), "error"));
   period.addEventListener("change", reload);
   range.addEventListener("change", reload);
   await load();
