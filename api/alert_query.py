@@ -152,14 +152,24 @@ def _apply(filters: AlertFilter, where: _Where) -> None:
         # A substring match (case-insensitive) rather than PostgreSQL's text search: its parsers
         # do not segment Chinese, and notes here are short. LIKE's wildcards in `q` are literal.
         like = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # What an operator sees is rendered from the code's catalogue name and the enterprise's and
+        # site's names, not the stored engineering summary: "吸烟" or "老王面馆" must find alerts too.
+        needle = filters.q.casefold()
+        named = [
+            c
+            for c, v in catalogue().items()
+            if needle in v.name_zh.casefold() or needle in v.name_en.casefold()
+        ]
         where.add(
-            "(summary ILIKE %s OR close_reason ILIKE %s OR escalation_reason ILIKE %s"
+            "(summary ILIKE %s OR close_reason ILIKE %s OR escalation_reason ILIKE %s OR code = ANY(%s)"
+            " OR enterprise_id IN (SELECT enterprise_id FROM enterprises WHERE name ILIKE %s)"
+            " OR site_id IN (SELECT site_id FROM sites WHERE name ILIKE %s)"
             " OR EXISTS (SELECT 1 FROM alert_audit u"
             " WHERE u.alert_id = alerts.alert_id AND u.reason ILIKE %s)"
             " OR EXISTS (SELECT 1 FROM rectifications r WHERE r.alert_id = alerts.alert_id"
             " AND (r.description ILIKE %s OR r.decision_reason ILIKE %s)))",
-            *[like] * 6,
-        )
+            like, like, like, named, like, like, like, like, like,
+        )  # fmt: skip
     if filters.tier is not None:
         where.add("tier = %s", filters.tier)
     if filters.since is not None:

@@ -12,6 +12,7 @@ import base64
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import HTTPException
 from psycopg.types.json import Jsonb
@@ -159,7 +160,7 @@ def test_every_filter_is_a_condition_with_its_value_as_a_parameter() -> None:
     assert conditions[-4:] == ["tier = %s", "created_at >= %s", "created_at < %s", "disposition = %s"]
     like = "%50\\%\\_off\\\\%"  # LIKE's wildcards and its escape character taken literally
     assert params == [
-        ["open", "notified"], "KITCHEN_RODENT", "ent-1", "site-1", "徐汇区", *[like] * 6,
+        ["open", "notified"], "KITCHEN_RODENT", "ent-1", "site-1", "徐汇区", *[like] * 3, [], *[like] * 5,
         1, naive.replace(tzinfo=UTC), aware, "warning", 6,
     ]  # fmt: skip
     assert params[-4].tzinfo is UTC  # a time without an offset is UTC, not the session's zone
@@ -322,3 +323,16 @@ async def test_status_and_image_references_are_confined_to_the_tenant(seed: Seed
     assert await references_image(seed.pool, alert_id, sha, tenant=None)
     assert not await references_image(seed.pool, alert_id, sha, tenant=stranger)
     assert not await references_image(seed.pool, alert_id, "cd" * 32, tenant=None)
+
+
+async def test_search_finds_what_the_operator_reads_code_names_and_registry_names(
+    client: httpx.AsyncClient, seed: Seeder
+) -> None:
+    """The wall shows catalogue names and enterprise/site names, not the stored summary: a search
+    for the Chinese name of a violation or for the enterprise's name finds the alert."""
+    rodent = await seed.alert(1, created_at=T0, code="KITCHEN_RODENT", tier=1)
+    smoking = await seed.alert(2, created_at=T0, code="KITCHEN_SMOKING", tier=2)
+    found = await client.get("/api/v1/alerts", params={"enterprise_id": seed.enterprise, "q": "老鼠"})
+    assert [i["alert_id"] for i in found.json()["items"]] == [rodent]
+    found = await client.get("/api/v1/alerts", params={"enterprise_id": seed.enterprise, "q": "smoking"})
+    assert [i["alert_id"] for i in found.json()["items"]] == [smoking]

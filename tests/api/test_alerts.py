@@ -33,6 +33,8 @@ async def test_list_item_carries_every_field_and_catalogue_names(
     assert r.json()["next_cursor"] is None
     assert item["alert_id"] == alert_id
     assert item["name_en"] and item["name_zh"] and item["name_en"] != item["name_zh"]
+    # Seeded without params, the summaries read as the code's catalogue name in each language.
+    assert (item.pop("summary_zh"), item.pop("summary_en")) == (item["name_zh"], item["name_en"])
     assert item | {"name_en": None, "name_zh": None} == {
         "alert_id": alert_id,
         "code": "KITCHEN_RODENT",
