@@ -27,6 +27,8 @@ from typing import Any, Literal
 from psycopg import AsyncConnection, sql
 
 GroupBy = Literal["period", "district", "enterprise", "code"]
+# Printed reports also count by tier, and need the whole range as one row ("all").
+ReportGroupBy = Literal[GroupBy, "tier", "all"]
 Period = Literal["day", "week", "month"]
 FalseAlarmBy = Literal["source", "detector"]
 
@@ -39,6 +41,8 @@ _GROUP_KEYS: dict[str, sql.Composable] = {
     "district": sql.SQL("COALESCE(s.district, {})").format(sql.Literal(UNASSIGNED_DISTRICT)),
     "enterprise": sql.SQL("a.enterprise_id"),
     "code": sql.SQL("a.code"),
+    "tier": sql.SQL("a.tier::text"),
+    "all": sql.SQL("'all'"),
 }
 _PERIOD_UNITS: dict[str, str] = {"day": "day", "week": "week", "month": "month"}
 _FILTERS: dict[str, sql.Composable] = {
@@ -118,7 +122,7 @@ def _range(since: datetime, until: datetime) -> tuple[datetime, datetime]:
 async def supervision_stats(
     conn: AsyncConnection[Any],
     *,
-    group_by: GroupBy,
+    group_by: ReportGroupBy,
     period: Period = "month",
     since: datetime,
     until: datetime,

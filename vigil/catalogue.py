@@ -24,6 +24,8 @@ class ViolationType:
     tier: int
     deadline_hours: float
     first_offence_warning: bool
+    # The provisions a printed rectification notice cites; empty where the catalogue has none.
+    legal_basis_zh: str = ""
 
 
 def _parse(code: str, raw: dict[str, object]) -> ViolationType:
@@ -49,6 +51,7 @@ def _parse(code: str, raw: dict[str, object]) -> ViolationType:
         tier=tier,
         deadline_hours=float(deadline),
         first_offence_warning=bool(raw["first_offence_warning"]),
+        legal_basis_zh=str(raw.get("legal_basis_zh", "")),
     )
 
 

@@ -342,7 +342,7 @@ async def test_staff_are_refused_every_enterprise_route(app, client, pool, opera
         if path.startswith(BASE + "/")
         for method in operations
     ]
-    assert len(paths) == 8
+    assert len(paths) == 10  # incl. alerts.csv and alerts.xlsx
     for method, path in paths:
         url = path.replace("{alert_id}", "a-1").replace("{notice_id}", "a-1:opened")
         for headers in (operator, {}):  # an operator key, and the static operator token
