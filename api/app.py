@@ -18,19 +18,24 @@ from psycopg_pool import AsyncConnectionPool
 import vigil
 from alerts.policy import Policy
 from api import (
+    accounts,
     actions,
     alerts,
     camera_tokens,
     dashboard,
+    documents,
     enterprise,
     evidence,
+    exports,
     keys,
     openapi,
     registry,
     stats,
     stream,
     trace,
+    ui,
 )
+from api import map as site_map
 from api.auth import TokenAuthenticator
 from api.models import Health, Readiness
 from api.throttle import FailedAuthLimiter
@@ -82,6 +87,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=vigil.__version__,
         description="Alerts from kitchen, food-plant and special-equipment monitoring.",
         lifespan=lifespan,
+        # /docs and /redoc come from api.openapi, on vendored assets: FastAPI's own load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.authenticator = authenticator
     app.state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
@@ -105,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(alerts.router)
     app.include_router(actions.router)
     app.include_router(keys.router)
+    app.include_router(accounts.make_router(settings))
     app.include_router(camera_tokens.router)
     app.include_router(registry.router)
     app.include_router(enterprise.router)
@@ -113,6 +122,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(evidence.router)
     app.include_router(stats.router)
+    app.include_router(exports.make_router(settings))
+    app.include_router(documents.make_router(settings))
+    app.include_router(ui.make_router(settings))
+    # Reads and checks the district file now: a bad one stops the start-up, naming the file.
+    app.include_router(site_map.make_router(settings))
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
     async def healthz() -> Health:

@@ -2,7 +2,8 @@
 
 Credentials, all as `Authorization: Bearer …`:
 - an API key (`vigil_…`, from `vigil keys create` or the supervisor API), stored hashed;
-- a browser session token (`vt_…`), exchanged for a key at `POST /api/v1/auth/session`, short-lived;
+- a browser session token (`vt_…`), exchanged for a key at `POST /api/v1/auth/session`, or opened
+  by a person's username and password at `POST /api/v1/auth/login` (api/accounts.py), short-lived;
 - the optional operator token `VIGIL_API_TOKEN` (generated in demo mode).
 
 Roles: `operator` (the monitoring centre), `supervisor` (an operator who also manages staff,
@@ -24,6 +25,7 @@ from api.deps import ACQUIRE_TIMEOUT_S, Pool, get_pool
 from api.models import ErrorBody
 from api.throttle import FailedAuthLimiter
 from vigil import metrics
+from vigil.accounts import identify_session
 from vigil.keys import Role, identify
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,18 @@ class Principal:
     enterprise_id: str | None = None
     key_id: str | None = None
     session: bool = False  # authenticated by a browser session token, not by the key itself
+    # A person's password account (its username) rather than a key; a bureau account's staff id.
+    account: str | None = None
+    staff_id: str | None = None
 
     @property
     def actor(self) -> str:
-        """How the audit trail names this caller."""
+        """How the audit trail names this caller: a person by their staff id (or enterprise
+        account) and name, a key by its name."""
+        if self.account is not None:
+            if self.enterprise_id:
+                return f"enterprise:{self.enterprise_id}:account:{self.account} ({self.subject})"
+            return f"staff:{self.staff_id} ({self.subject})"
         return (
             f"enterprise:{self.enterprise_id}:{self.subject}"
             if self.enterprise_id
@@ -97,10 +107,17 @@ async def authenticate(
     principal = authenticator.authenticate(presented)
     if principal is not None:
         return principal
-    identity = None
+    identity = account = None
     if len(presented) <= 200 and presented.isascii():  # no key or token is longer, or not ASCII
         async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
             identity = await identify(conn, presented)
+            if identity is None:  # a session token is a key's or an account's
+                account = await identify_session(conn, presented)
+    if account is not None:
+        return Principal(
+            account.display_name, account.role, account.enterprise_id,
+            session=True, account=account.username, staff_id=account.staff_id,
+        )  # fmt: skip
     if identity is None:
         limiter.failed(address)
         metrics.api_auth_failures.inc()
@@ -128,6 +145,9 @@ async def still_valid(request: Request, principal: Principal) -> bool:
         return True
     pool = get_pool(request)
     async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
+        if principal.account is not None:  # disabled, signed out or expired: None
+            account = await identify_session(conn, presented)
+            return account is not None and account.username == principal.account
         identity = await identify(conn, presented)
     return identity is not None and identity.key_id == principal.key_id
 

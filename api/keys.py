@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api.auth import Authenticated, Supervisor, presented_credential
 from api.deps import ACQUIRE_TIMEOUT_S, Pool
 from api.models import ErrorBody
+from vigil import accounts
 from vigil.errors import InvalidRequest, NotFound
 from vigil.events import ID_PATTERN
 from vigil.keys import create_key, end_session, open_session, revoke_key
@@ -28,6 +29,13 @@ class Me(BaseModel):
     subject: str
     role: Literal["operator", "supervisor", "enterprise"]
     enterprise_id: str | None
+
+
+class AccountMe(Me):
+    """A person signed in with a password account (api/accounts.py), rather than a key."""
+
+    account: str = Field(description="the username")
+    staff_id: str | None = Field(description="the staff member a bureau account is; None for an enterprise's")
 
 
 class Session(Me):
@@ -58,7 +66,12 @@ class KeyPublic(BaseModel):
 
 
 @router.get("/auth/me", responses=_ERRORS, summary="Who the credential belongs to")
-async def me(principal: Authenticated) -> Me:
+async def me(principal: Authenticated) -> Me | AccountMe:
+    if principal.account is not None:
+        return AccountMe(
+            subject=principal.subject, role=principal.role, enterprise_id=principal.enterprise_id,
+            account=principal.account, staff_id=principal.staff_id,
+        )  # fmt: skip
     return Me(subject=principal.subject, role=principal.role, enterprise_id=principal.enterprise_id)
 
 
@@ -95,7 +108,10 @@ async def delete_session(principal: Authenticated, pool: Pool, request: Request)
             status.HTTP_400_BAD_REQUEST, "only a session token can be signed out; revoke a key instead"
         )
     async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
-        await end_session(conn, token)
+        if principal.account is not None:
+            await accounts.end_session(conn, token)
+        else:
+            await end_session(conn, token)
     return Response(status_code=204)
 
 

@@ -1,8 +1,8 @@
 """The bureau's set-up commands: `vigil migrate`, `vigil devices register`, `vigil cameras
-register`, `vigil staff …`, `vigil sites handlers …`, `vigil enterprises webhook …`, `vigil keys …`
-(who handles what, where notices go, who may call the API). Each command migrates first; the
-staff, sites, keys and enterprises commands run in one transaction. Also `vigil retention
-[--dry-run]` (ingest/retention.py), which runs its own short transactions."""
+register`, `vigil staff …`, `vigil sites handlers|locate …`, `vigil enterprises webhook …`,
+`vigil keys …` (who handles what, where a site is, where notices go, who may call the API). Each
+command migrates first; the staff, sites, keys and enterprises commands run in one transaction.
+Also `vigil retention [--dry-run]` (ingest/retention.py), which runs its own short transactions."""
 
 from __future__ import annotations
 
@@ -88,6 +88,13 @@ def add_parsers(sub: Any) -> None:
     handlers.add_argument("site_id")
     for slot in "abc":
         handlers.add_argument(f"--{slot}", metavar="STAFF_ID", help=f"slot {slot.upper()} ('-' clears it)")
+    # Sites are created by `devices register` / `cameras register` (or PUT /api/v1/sites); this
+    # places one on the dashboard's site map.
+    locate = sitesub.add_parser("locate", help="set a site's position on the map (WGS-84 degrees)")
+    locate.add_argument("site_id")
+    locate.add_argument("--lat", type=float, help="latitude, -90 to 90 (e.g. 31.205)")
+    locate.add_argument("--lon", type=float, help="longitude, -180 to 180 (e.g. 121.428)")
+    locate.add_argument("--clear", action="store_true", help="take the site off the map")
 
     keys = sub.add_parser("keys", help="API keys (stored hashed; the key is printed once)")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
@@ -108,6 +115,8 @@ def add_parsers(sub: Any) -> None:
     target = hook.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="https://… endpoint that receives signed notices")
     target.add_argument("--remove", action="store_true", help="stop webhook notices")
+
+    _add_account_parsers(sub)
 
     ret = sub.add_parser(
         "retention",
@@ -157,6 +166,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 for key_id, role, ent_id, name, revoked in await cur.fetchall():
                     print(f"{key_id}  {role:<10} {ent_id:<20} {name}{'  (revoked)' if revoked else ''}")
+        elif args.command == "sites" and args.sites_command == "locate":
+            await _locate_site(conn, args)
         elif args.command == "sites":
             given = {slot.upper(): getattr(args, slot) for slot in "abc" if getattr(args, slot) is not None}
             if not given:
@@ -173,6 +184,16 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{args.enterprise_id}: notices go to {args.url}")
                 print(f"signing secret (shown once; verify X-Vigil-Signature with it): {secret}")
     return 0
+
+
+async def _locate_site(conn: AsyncConnection[Any], args: argparse.Namespace) -> None:
+    from vigil.registry import set_site_location
+
+    if args.clear == (args.lat is not None or args.lon is not None):
+        raise VigilError("give --lat and --lon, or --clear")
+    await set_site_location(conn, args.site_id, args.lat, args.lon)
+    where = "off the map" if args.clear else f"at {args.lat:g}, {args.lon:g}"
+    print(f"site {args.site_id}: {where}")
 
 
 async def _retention(settings: Settings, database_url: str, *, dry_run: bool) -> int:
@@ -329,4 +350,77 @@ async def _camera_token(settings: Settings, args: argparse.Namespace) -> int:
         else:
             await keys.revoke_push_token(conn, args.token_id)
             print(f"push token {args.token_id} revoked")
+    return 0
+
+
+def _add_account_parsers(sub: Any) -> None:
+    acc = sub.add_parser("accounts", help="people's password accounts (staff and enterprise users)")
+    asub = acc.add_subparsers(dest="accounts_command", required=True)
+    aadd = asub.add_parser("add", help="create an account; prints a temporary password once")
+    aadd.add_argument("username")
+    aadd.add_argument("--role", required=True, choices=["operator", "supervisor", "enterprise"])
+    aadd.add_argument("--staff", help="the staff member (`vigil staff add`) a bureau account is")
+    aadd.add_argument("--enterprise", help="the enterprise an enterprise account belongs to")
+    aadd.add_argument("--name", help="display name (default: the staff member's name, or the username)")
+    apw = asub.add_parser("passwd", help="reset the password (to be changed at sign-in); ends sessions")
+    apw.add_argument("username")
+    for parser in (aadd, apw):
+        parser.add_argument(
+            "--password-stdin", action="store_true", help="read the password from stdin instead of making one"
+        )
+    asub.add_parser("disable", help="disable the account and end its sessions").add_argument("username")
+    asub.add_parser("enable", help="enable the account again and clear its lock-out").add_argument("username")
+    asub.add_parser("list", help="list accounts (never their hashes)")
+    acc.set_defaults(handler=_accounts)
+
+
+async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
+    """`vigil accounts add|passwd|disable|enable|list`: people's accounts (vigil/accounts.py)."""
+    import sys
+
+    from vigil import accounts
+
+    command, username = args.accounts_command, getattr(args, "username", "")
+    temporary = password = None
+    if command in ("add", "passwd"):
+        # Never an argument: a password on the command line lands in shell history and `ps`.
+        password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+        if password is not None:
+            accounts.check_password(password, accounts.normalise_username(username))
+        else:
+            password = temporary = accounts.temporary_password()
+    async with _transaction(settings) as conn:
+        if password is not None:
+            hasher = accounts.Hasher(
+                time_cost=settings.account_argon2_time_cost,
+                memory_kib=settings.account_argon2_memory_kib,
+                parallelism=settings.account_argon2_parallelism,
+            )
+            password_hash = hasher.hash(password)
+        if command == "add":
+            account = await accounts.create_account(
+                conn, username=username, role=args.role, password_hash=password_hash, created_by="cli",
+                staff_id=args.staff, enterprise_id=args.enterprise, display_name=args.name,
+            )  # fmt: skip
+            print(f"account {account.username} ({account.role}, {account.display_name}) created")
+        elif command == "passwd":
+            await accounts.set_password(
+                conn, accounts.normalise_username(username), password_hash, must_change=True
+            )
+            print(f"account {username}: password reset; its sessions are closed")
+        elif command in ("disable", "enable"):
+            await accounts.set_disabled(conn, accounts.normalise_username(username), command == "disable")
+            print(
+                f"account {username} {command}d"
+                + ("; its sessions are closed" if command == "disable" else "")
+            )
+        else:
+            cur = await conn.execute(
+                "SELECT username, role, coalesce(staff_id, enterprise_id), display_name,"
+                " disabled_at IS NOT NULL FROM accounts ORDER BY username"
+            )
+            for name, role, owner, display, disabled in await cur.fetchall():
+                print(f"{name:<24} {role:<10} {owner:<20} {display}{'  (disabled)' if disabled else ''}")
+    if temporary is not None:
+        print(f"temporary password (shown once; to be changed at first sign-in): {temporary}")
     return 0

@@ -82,6 +82,7 @@ async def demo(settings: Settings, *, with_site: bool, timescaledb: bool = False
 
                 infra.mqtt_broker.refresh(await load_view(pool))
             await _demo_staff(pool, site.spec.site_id)
+            await _demo_location(pool, site.spec.site_id)
             demo_keys = await _demo_keys(pool, site.spec.enterprise_id)
             cameras = SimulatedKitchenCameras(
                 pool, enterprise_id=site.spec.enterprise_id, site_id=site.spec.site_id,
@@ -226,6 +227,17 @@ async def _demo_staff(pool: Any, site_id: str) -> None:
         for staff_id, name in _DEMO_STAFF.values():
             await upsert_staff(conn, staff_id, name)
         await set_handlers(conn, site_id, {slot: staff_id for slot, (staff_id, _) in _DEMO_STAFF.items()})
+
+
+# Inside the illustrative sample district the demo's map draws (api/static/geo/demo-district.geojson).
+DEMO_SITE_LOCATION = (31.205, 121.428)
+
+
+async def _demo_location(pool: Any, site_id: str) -> None:
+    from vigil.registry import set_site_location
+
+    async with pool.connection() as conn, conn.transaction():
+        await set_site_location(conn, site_id, *DEMO_SITE_LOCATION)
 
 
 class _NoticePrinter(Service):

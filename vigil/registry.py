@@ -23,7 +23,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from vigil.errors import InvalidRequest
+from vigil.errors import InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,32 @@ async def register_device(
             " attributes = EXCLUDED.attributes, updated_at = now()",
             (device_id, enterprise_id, site_id, profile, Jsonb(attributes or {})),
         )
+
+
+# --- where a site is (the dashboard's site map) ---------------------------------------------
+def check_location(latitude: float | None, longitude: float | None) -> None:
+    """Raise InvalidRequest unless both are None (no position) or both are finite WGS-84 degrees in
+    range: a half-given position, or one outside the globe, would draw a marker in the wrong place."""
+    if (latitude is None) != (longitude is None):
+        raise InvalidRequest("give both latitude and longitude, or neither")
+    if latitude is None or longitude is None:
+        return
+    if not (math.isfinite(latitude) and -90 <= latitude <= 90):
+        raise InvalidRequest(f"latitude must be a number from -90 to 90, got {latitude!r}")
+    if not (math.isfinite(longitude) and -180 <= longitude <= 180):
+        raise InvalidRequest(f"longitude must be a number from -180 to 180, got {longitude!r}")
+
+
+async def set_site_location(
+    conn: AsyncConnection[Any], site_id: str, latitude: float | None, longitude: float | None
+) -> None:
+    """Place a registered site on the map (None and None: take it off). NotFound for an unknown site."""
+    check_location(latitude, longitude)
+    cur = await conn.execute(
+        "UPDATE sites SET latitude = %s, longitude = %s WHERE site_id = %s", (latitude, longitude, site_id)
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"site {site_id} is not registered")
 
 
 # --- device profiles as registration sees them ------------------------------------------------

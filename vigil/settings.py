@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     # Refused credentials per client address per minute before it is answered 429 (api/throttle.py):
     # a person who mistypes a key a few times is never held up; a script guessing keys is.
     api_auth_failures_per_minute: int = Field(default=20, ge=1)
+    # Password accounts (vigil/accounts.py). After this many wrong passwords in a row an account is
+    # locked for account_lockout_s, doubled with each further failure up to account_lockout_max_s,
+    # whatever address the guesses come from; a right password resets the count.
+    account_lockout_failures: int = Field(default=5, ge=1, le=100)
+    account_lockout_s: float = Field(default=60.0, ge=1, le=86_400)
+    account_lockout_max_s: float = Field(default=3600.0, ge=1, le=86_400)
+    # argon2id cost (RFC 9106's second recommendation, argon2-cffi's default). Changing these is
+    # safe: each stored hash is rehashed with the new ones at its owner's next sign-in.
+    account_argon2_time_cost: int = Field(default=3, ge=1, le=20)
+    account_argon2_memory_kib: int = Field(default=65_536, ge=8_192, le=1_048_576)
+    account_argon2_parallelism: int = Field(default=4, ge=1, le=16)
+    # Password hashes computed at once by one API process: each takes the memory above, so a burst
+    # of sign-ins queues instead of taking memory_kib times the burst.
+    account_hash_slots: int = Field(default=2, ge=1, le=16)
 
     # A telemetry message is a handful of numbers; 64 KiB leaves room for large event payloads
     # while refusing anything that could only be abuse or a misrouted file.
@@ -167,6 +181,19 @@ class Settings(BaseSettings):
     # tenant's cameras and their tamper state: outside demo mode they need this bearer token, and
     # without it they are not served at all (403). Prometheus sends it with `authorization:`.
     camera_metrics_token: SecretStr | None = None
+    # Event clips (ingest/camera/clips.py): a clip runs from clip_before_s before the first
+    # confirming frame of a camera finding to clip_after_s after it; 5 s each side shows how the
+    # behaviour started and that it went on, in about 20 frames at the default 2 fps.
+    clip_before_s: float = Field(default=5.0, ge=0, le=30)
+    clip_after_s: float = Field(default=5.0, ge=0, le=30)
+    # Each camera's ring of recent JPEG frames (every sampled frame, gated or not) holds at most
+    # this many seconds, frames and bytes, whichever bound is reached first. 20 s covers a
+    # 10 s clip plus up to 10 s between the frame and the clip request (the detector drops frames
+    # older than vision_max_lag_s = 5 s); 200 frames is 20 s at 10 fps; 8 MiB is about 100 frames
+    # of a 1280x720 kitchen at quality 85 (about 80 KiB each). 0 s turns clips off (nothing is buffered).
+    clip_buffer_s: float = Field(default=20.0, ge=0, le=120)
+    clip_buffer_max_frames: int = Field(default=200, ge=1, le=3600)
+    clip_buffer_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
 
     # --- vision detector ---
     # A model name from the `models` package, or a path to a manifest (.toml). `kitchen` is trained
@@ -215,6 +242,17 @@ class Settings(BaseSettings):
     # by fc-match and then known Debian paths (fonts-noto-cjk, fonts-wqy-zenhei, fonts-arphic-uming).
     pdf_font_path: str | None = None
 
+    # --- the dashboard's site map (api/map.py) ---
+    # The base layer: the bureau's own district boundaries, a GeoJSON FeatureCollection of Polygon
+    # or MultiPolygon features, each with a `name` property. Government networks are closed, so
+    # the map needs no internet. Checked when the API starts (a bad file stops it, naming the file
+    # and the fault). Unset: the illustrative sample district in demo mode, none otherwise.
+    map_geojson: str | None = None
+    # Optional raster tiles under the districts, from a tile server the bureau runs, e.g.
+    # `https://tiles.bureau.example/{z}/{x}/{y}.png` or a path on this origin `/tiles/{z}/{x}/{y}.png`.
+    # Unset: no tiles (the districts alone).
+    map_tile_url: str | None = Field(default=None, max_length=500)
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -222,6 +260,21 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") from None
+        return value
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _check_tile_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        # A path must be one on this origin: "//host/…" would be another host without a scheme.
+        on_origin = value.startswith("/") and not value.startswith("//")
+        placeholders = all(p in value for p in ("{z}", "{x}", "{y}"))
+        if not ((on_origin or value.startswith(("https://", "http://"))) and placeholders):
+            raise ValueError(
+                "VIGIL_MAP_TILE_URL must be an http(s) URL or a path on this server with {z}, {x} and {y},"
+                " e.g. https://tiles.bureau.example/{z}/{x}/{y}.png"
+            )
         return value
 
     @field_validator("mqtt_url")

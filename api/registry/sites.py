@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
 from psycopg import AsyncConnection, sql
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from alerts import staffing
 from api.auth import Operator, Supervisor
@@ -45,6 +45,10 @@ District = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=TEXT_REGEX)
 ]
 DistrictQuery = Annotated[str | None, Query(min_length=1, max_length=100, pattern=TEXT_REGEX)]
+# WGS-84 degrees for the dashboard's site map; NaN and infinities are refused like any other
+# out-of-range value (422), so no marker is ever drawn off the globe.
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, description="degrees, -90 to 90")]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, description="degrees, -180 to 180")]
 
 
 class Handler(BaseModel):
@@ -64,6 +68,8 @@ class Site(BaseModel):
     enterprise_id: str
     name: str
     district: str | None
+    latitude: float | None = Field(description="null: not placed on the map yet")
+    longitude: float | None
     created_at: datetime
     handlers: Handlers
 
@@ -73,6 +79,15 @@ class SiteBody(BaseModel):
     enterprise_id: IdField
     name: Name
     district: District | None = None
+    # Both or neither: a PUT replaces the whole record, so leaving them out takes the site off the map.
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SiteBody:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
 
 
 class HandlersBody(BaseModel):
@@ -115,7 +130,7 @@ class SiteStatus(BaseModel):
 
 
 _SITES = sql.SQL(
-    "SELECT s.site_id, s.enterprise_id, s.name, s.district, s.created_at,"
+    "SELECT s.site_id, s.enterprise_id, s.name, s.district, s.latitude, s.longitude, s.created_at,"
     " COALESCE((SELECT jsonb_object_agg(h.slot, jsonb_build_object("
     "'staff_id', st.staff_id, 'name', st.name, 'away', st.away))"
     " FROM site_handlers h JOIN staff st ON st.staff_id = h.staff_id WHERE h.site_id = s.site_id),"
@@ -246,7 +261,17 @@ async def put_site(
     site_id: IdPath,
     body: Annotated[
         SiteBody,
-        Body(examples=[{"enterprise_id": "noodle-house", "name": "Central kitchen", "district": "Xuhui"}]),
+        Body(
+            examples=[
+                {
+                    "enterprise_id": "noodle-house",
+                    "name": "Central kitchen",
+                    "district": "Xuhui",
+                    "latitude": 31.205,
+                    "longitude": 121.428,
+                }
+            ]
+        ),
     ],
 ) -> Site:
     if site_id == "status":
@@ -263,10 +288,12 @@ async def put_site(
         if existing is not None and existing[0] != body.enterprise_id:
             await _check_site_movable(conn, site_id, existing[0])
         await conn.execute(
-            "INSERT INTO sites (site_id, enterprise_id, name, district) VALUES (%s, %s, %s, %s)"
+            "INSERT INTO sites (site_id, enterprise_id, name, district, latitude, longitude)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (site_id) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,"
-            " name = EXCLUDED.name, district = EXCLUDED.district",
-            (site_id, body.enterprise_id, body.name, body.district),
+            " name = EXCLUDED.name, district = EXCLUDED.district,"
+            " latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude",
+            (site_id, body.enterprise_id, body.name, body.district, body.latitude, body.longitude),
         )
         row = await fetch_one(conn, _SITES, "s.site_id", site_id)
     assert row is not None

@@ -27,6 +27,7 @@ import pytest
 from alerts import lifecycle
 from tests.api.conftest import bearer, make_key
 from tests.lifecycle import POLICY, Site, act, open_alert, staffed_site, submit, violation
+from vigil.accounts import Hasher, create_account
 from vigil.keys import issue_push_token
 
 # Routes that never return tenant data whatever the caller: probes and documentation.
@@ -84,6 +85,12 @@ async def victim(pool, uid: str, app) -> Victim:
             cameras=[f"cam-{marker}"],
             created_by="t",
         )
+        # A password account of the victim enterprise (the /api/v1/accounts/{username} routes).
+        await create_account(
+            conn, username=f"acc-{marker}", role="enterprise", enterprise_id=site.enterprise_id,
+            password_hash=Hasher(time_cost=1, memory_kib=8192, parallelism=1).hash("victim-password"),
+            created_by="t",
+        )  # fmt: skip
     victim_key = await make_key(pool, "enterprise", site.enterprise_id)
     assert visit is not None and notice is not None
     ids = {
@@ -98,6 +105,7 @@ async def victim(pool, uid: str, app) -> Victim:
         "sha256": snapshot,
         "key_id": victim_key.split("_")[1],
         "token_id": push_token_id,
+        "username": f"acc-{marker}",
     }
     return Victim(site, marker, ids)
 
@@ -122,13 +130,35 @@ def _fill(path: str, ids: dict[str, str]) -> str:
     return re.sub(r"\{([^}]+)\}", one, path)
 
 
-async def test_an_enterprise_key_reads_nothing_of_another_enterprise(app, client, pool, uid, victim: Victim):
+async def _account_session(client, pool, enterprise_id: str, username: str) -> str:
+    """A session of an enterprise password account, signed in as a person would."""
+    async with pool.connection() as conn, conn.transaction():
+        await create_account(
+            conn, username=username, role="enterprise", enterprise_id=enterprise_id,
+            password_hash=Hasher().hash("caller-password"), created_by="t",
+        )  # fmt: skip
+    r = await client.post("/api/v1/auth/login", json={"username": username, "password": "caller-password"})
+    assert r.status_code == 200, r.text
+    token: str = r.json()["token"]
+    return token
+
+
+# The same walk for an enterprise key and for an enterprise user's password session.
+@pytest.mark.parametrize("credential", ["key", "account"])
+async def test_an_enterprise_key_reads_nothing_of_another_enterprise(
+    app, client, pool, uid, victim: Victim, credential: str
+):
     caller_site = await staffed_site(pool, f"caller{uid}")
     await open_alert(pool, violation(caller_site))  # the caller has data of its own
-    caller = bearer(await make_key(pool, "enterprise", caller_site.enterprise_id))
+    if credential == "key":
+        caller = bearer(await make_key(pool, "enterprise", caller_site.enterprise_id))
+    else:
+        caller = bearer(await _account_session(client, pool, caller_site.enterprise_id, f"caller{uid}"))
     filters = {k: v for k, v in victim.ids.items() if k in ("enterprise_id", "site_id", "alert_id")}
     checked = []
-    for method, template in _routes(app):
+    # Signing out last: it ends an account's session, which would leave the rest of the walk at 401.
+    signs_out = ("DELETE", "/api/v1/auth/session")
+    for method, template in sorted(_routes(app), key=lambda route: route == signs_out):
         url = _fill(template, victim.ids)
         if template in _STREAMS:
             checked.append(template)  # over real HTTP: test_the_live_stream_shows_…

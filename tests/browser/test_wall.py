@@ -12,7 +12,9 @@ at 1920×1080 and of a phone are kept under the screenshot folder (printed).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +34,7 @@ from vigil.events import Violation, violation_id
 pytestmark = pytest.mark.integration
 
 # Words of three or more ASCII letters a Chinese page may show: units, file formats, the product.
-ALLOWED = {"Vigil", "English", "JPEG", "PNG", "MiB", "MQTT", "ppm", "MPa", "LEL"}
+ALLOWED = {"Vigil", "English", "JPEG", "PNG", "CSV", "Excel", "MiB", "MQTT", "ppm", "MPa", "LEL"}
 WALL = (1920, 1080)
 PHONES = [(390, 844), (360, 740), (414, 896)]
 
@@ -327,6 +329,15 @@ async def test_filters_and_search_are_kept_in_the_address(vigil: Running, pages:
     await expect(page.get_by_test_id("filter-district")).to_have_value("徐汇区")
     await expect(urgent_card).to_be_visible()
     await expect(routine_card).to_have_count(0)
+
+    # The export takes the wall's filters: the CSV holds the urgent alert only, with Chinese headers.
+    async with page.expect_download() as saving:
+        await page.get_by_test_id("export-csv").click()
+    saved = await (await saving.value).path()
+    rows = list(csv.reader(io.StringIO(saved.read_text(encoding="utf-8-sig"))))
+    assert any("告警" in cell for cell in rows[0]), rows[0]
+    assert len(rows) == 2 and urgent.violation_id in rows[1], rows
+
     await page.get_by_test_id("filter-tier").select_option("3")
     await expect(urgent_card).to_have_count(0)
     assert "tier=3" in page.url

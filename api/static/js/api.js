@@ -1,7 +1,8 @@
 // Talking to the Vigil API: the browser session, authenticated requests, evidence as blob URLs.
 //
-// The API key is used once, to open a session, and then forgotten; only the short-lived session
-// token is kept, in sessionStorage (this tab, until it closes or the token expires).
+// A person signs in with a username and password (or, second, an API key); either is used once, to
+// open a session, and then forgotten: only the short-lived session token is kept, in
+// sessionStorage (this tab, until it closes or the token expires).
 
 // This module is served at <root>/dashboard/assets/js/api.js; the API lives at <root>/api/v1/.
 // Resolving against our own URL keeps the dashboard working behind a path-prefixing proxy.
@@ -85,6 +86,47 @@ export async function signIn(apiKey) {
   sessionStorage.setItem(STORAGE_KEY, JSON.stringify(s));
   armExpiry(s);
   return s;
+}
+
+/**
+ * Sign in with a username and password; resolves to the session, with `account` and
+ * `must_change` (a password a supervisor chose, to be replaced). Refusals carry a text to show.
+ */
+export async function signInWithPassword(username, password) {
+  const name = username.trim();
+  if (!name || !password) throw new ApiError(400, t("login.empty_password"));
+  let response;
+  try {
+    response = await fetch(apiUrl("auth/login"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username: name, password }),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    throw new ApiError(0, t("error.unreachable"));
+  }
+  if (response.status === 401 || response.status === 422) throw new ApiError(401, t("login.wrong_password"));
+  if (response.status === 403) throw new ApiError(403, t("login.disabled"));
+  if (response.status === 429) {
+    const minutes = Math.max(1, Math.ceil(Number(response.headers.get("Retry-After") ?? "60") / 60));
+    throw new ApiError(429, t("login.locked", { minutes }));
+  }
+  if (!response.ok) throw await errorOf(response);
+  const s = await response.json();
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(s));
+  armExpiry(s);
+  return s;
+}
+
+/** Note a change to the kept session (e.g. the password was changed: no longer `must_change`). */
+export function updateSession(patch) {
+  const s = session();
+  if (!s) return null;
+  const next = { ...s, ...patch };
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(next));
+  return next;
 }
 
 export function resumeSession() {
@@ -179,6 +221,24 @@ export async function request(path, { method = "GET", query, json, form, signal,
 
 export const get = (path, query, signal) => request(path, { query, signal });
 export const post = (path, json, signal) => request(path, { method: "POST", json: json ?? {}, signal });
+
+/**
+ * Saves what the API serves behind the bearer header (an export) as a file: a plain link could not
+ * carry the header. The file is named by the server's Content-Disposition where it gives one.
+ */
+export async function download(path, query, fallbackName) {
+  const response = await request(path, { query, raw: true });
+  const blob = await response.blob();
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const named = /filename\*=UTF-8''([^;]+)/i.exec(disposition) || /filename="?([^";]+)"?/i.exec(disposition);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = named ? decodeURIComponent(named[1]) : fallbackName;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
 
 /**
  * An image the API serves behind the bearer header, as a blob URL for an <img>. The caller

@@ -1,15 +1,17 @@
 // The dashboard shell: sign-in, the role's navigation, hash routes, the live-stream indicator.
 //
 // Operators and supervisors get the monitoring centre (#/wall, #/alert/<id>, #/review, #/sites,
-// #/trends); an enterprise key gets the enterprise page (/dashboard/enterprise).
+// #/map, #/trends); an enterprise key gets the enterprise page (/dashboard/enterprise).
 
-import { onSessionEnd, resumeSession, signIn, signOut } from "./api.js";
+import { onSessionEnd, resumeSession, signIn, signInWithPassword, signOut } from "./api.js";
 import { fill, h } from "./dom.js";
 import { lang, loadI18n, switchLanguage, t } from "./i18n.js";
 import { enterpriseName, forgetNames, loadNames } from "./names.js";
 import { onLiveState, startLive, stopLive } from "./live.js";
+import * as account from "./account.js";
 import * as detail from "./detail.js";
 import * as enterprise from "./enterprise.js";
+import * as siteMap from "./map.js";
 import * as review from "./review.js";
 import * as sites from "./sites.js";
 import * as trends from "./trends.js";
@@ -21,9 +23,17 @@ const OPERATOR_NAV = [
   { hash: "#/wall", label: "nav.wall", view: wall },
   { hash: "#/review", label: "nav.review", view: review },
   { hash: "#/sites", label: "nav.sites", view: sites },
+  { hash: "#/map", label: "nav.map", view: siteMap },
   { hash: "#/trends", label: "nav.trends", view: trends },
 ];
 const ENTERPRISE_NAV = [{ hash: "#/notices", label: "nav.notices", view: enterprise }];
+// A person signed in with a password (not a key) also gets their account page: the password change.
+const ACCOUNT_NAV = { hash: "#/account", label: "nav.account", view: account };
+
+function navFor(s) {
+  const nav = isEnterprise(s) ? ENTERPRISE_NAV : OPERATOR_NAV;
+  return s?.account ? [...nav, ACCOUNT_NAV] : nav;
+}
 
 let current = null; // {controller, cleanups}
 let activeSession = null;
@@ -56,7 +66,7 @@ function route() {
     }
     return { view: isEnterprise(activeSession) ? enterprise : detail, params: { alertId: id }, hash: null };
   }
-  const nav = isEnterprise(activeSession) ? ENTERPRISE_NAV : OPERATOR_NAV;
+  const nav = navFor(activeSession);
   const found = nav.find((n) => n.hash === hash) ?? nav[0];
   return { view: found.view, params: {}, hash: found.hash };
 }
@@ -125,7 +135,9 @@ function showSignedIn(s) {
   const onEnterprisePath = /\/enterprise$/.test(location.pathname);
   if (enterpriseView && !onEnterprisePath) history.replaceState(null, "", "enterprise" + location.hash);
   if (!enterpriseView && onEnterprisePath) history.replaceState(null, "", "./" + location.hash);
-  const nav = enterpriseView ? ENTERPRISE_NAV : OPERATOR_NAV;
+  const nav = navFor(s);
+  // A password a supervisor chose (new account, reset) is replaced before anything else.
+  if (s.must_change && location.hash !== ACCOUNT_NAV.hash) history.replaceState(null, "", ACCOUNT_NAV.hash);
   fill($("nav"), nav.map((n) => h("a", { href: n.hash }, t(n.label))));
   $("nav").hidden = false;
   // Both roles follow the stream: the server filters an enterprise's to its own alerts.
@@ -148,7 +160,7 @@ function showSignedOut(reason) {
   $("login").hidden = false;
   $("login-error").textContent = reason ?? "";
   document.title = t("app.title");
-  $("api-key").focus();
+  $("username").focus();
 }
 
 async function init() {
@@ -171,12 +183,17 @@ async function init() {
   $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const input = $("api-key");
+    const password = $("password");
     const button = event.submitter ?? $("login-form").querySelector("button");
     button.disabled = true;
     $("login-error").textContent = "";
     try {
-      const s = await signIn(input.value);
-      input.value = ""; // the key is not kept anywhere
+      // The username and password first; an API key, the second way, when one is given.
+      const s = input.value.trim()
+        ? await signIn(input.value)
+        : await signInWithPassword($("username").value, password.value);
+      input.value = ""; // neither the key nor the password is kept anywhere
+      password.value = "";
       showSignedIn(s);
     } catch (err) {
       $("login-error").textContent = err?.message ?? String(err);

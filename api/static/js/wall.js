@@ -13,6 +13,7 @@ import { t } from "./i18n.js";
 import { subscribe } from "./live.js";
 import { enterpriseName, placeOf, siteName } from "./names.js";
 import { ACTIVE, apiQuery, districtCounts, filterBar, kpis, matches, readState, writeState } from "./wallbar.js";
+import { mapPanel } from "./map.js";
 
 export { ACTIVE };
 const TERMINAL = new Set(["closed", "dismissed"]);
@@ -57,6 +58,7 @@ export async function mount(container, ctx) {
   const count = h("span", { class: "count", "data-testid": "wall-count" }, t("common.loading"));
   const kpiBox = h("section", { class: "kpis", "data-testid": "kpis", "aria-label": t("wall.kpis") });
   const districtBox = h("aside", { class: "panel districts", "data-testid": "districts" });
+  const mapBox = h("aside", { class: "panel wall-map", "data-testid": "wall-map" });
   const filterSlot = h("div", { class: "filter-slot" });
 
   const compactButton = h("button", { type: "button", class: "ghost", "data-testid": "wall-compact", "aria-pressed": String(state.compact) });
@@ -113,8 +115,9 @@ export async function mount(container, ctx) {
       count,
     ),
     kpiBox,
-    h("div", { class: "wall-body" }, list, districtBox),
+    h("div", { class: "wall-body" }, list, h("div", { class: "wall-side" }, districtBox, mapBox)),
   );
+  mapPanel(mapBox, ctx); // its own loading and errors: the alert list never waits for the map
 
   function reportError(err) {
     if (err?.name !== "AbortError" && err?.status !== 401) ctx.banner(t("error.reload", { error: err.message }), "error");

@@ -1,13 +1,14 @@
 // The wall's controls and overview: the search box and filters (kept in the page's address, so a
 // wall can be bookmarked and survives a reload), the KPI tiles and the open alerts per district.
 
-import { get } from "./api.js";
+import { download, get } from "./api.js";
 import { fmtPercent, h, statusLabel } from "./dom.js";
 import { startOfZonedDay, t } from "./i18n.js";
-import { districts, enterprises, siteDistrict } from "./names.js";
+import { districts, enterprises, siteDistrict, siteName } from "./names.js";
 
 export const ACTIVE = ["open", "notified", "acknowledged", "rectification_submitted", "rejected", "escalated"];
-export const FILTER_KEYS = ["q", "enterprise", "district", "code", "status", "tier", "time"];
+// `site` comes from the site map's links (#/wall?site=…): shown as a chip that clears it.
+export const FILTER_KEYS = ["q", "enterprise", "district", "code", "status", "tier", "time", "site"];
 const TIMES = ["1h", "today", "24h", "7d"];
 const HOUR = 3_600_000;
 
@@ -39,6 +40,11 @@ export function sinceOf(time, now = Date.now()) {
   return null;
 }
 
+function exportList(state, format) {
+  const query = { ...apiQuery(state), lang: document.documentElement.lang === "en" ? "en" : "zh-CN" };
+  download(`/api/v1/alerts.${format}`, query, `alerts.${format}`).catch((err) => alert(err.message));
+}
+
 /** The list query for the API: every filter it supports, all of them. */
 export function apiQuery(state) {
   const since = sinceOf(state.time);
@@ -47,6 +53,7 @@ export function apiQuery(state) {
     q: state.q.trim() || null,
     enterprise_id: state.enterprise || null,
     district: state.district || null,
+    site_id: state.site || null,
     code: state.code || null,
     tier: state.tier || null,
     since: since ? since.toISOString() : null,
@@ -57,6 +64,7 @@ export function apiQuery(state) {
 export function matches(a, state) {
   if (state.tier && String(a.tier) !== state.tier) return false;
   if (state.enterprise && a.enterprise_id !== state.enterprise) return false;
+  if (state.site && a.site_id !== state.site) return false;
   if (state.code && a.code !== state.code) return false;
   if (state.status && a.status !== state.status) return false;
   if (state.district && siteDistrict(a.site_id) !== state.district) return false;
@@ -113,6 +121,18 @@ export function filterBar(state, codes, onchange) {
     select(t("filter.status"), "filter-status", ACTIVE.map((s) => [s, statusLabel(s)]), state.status, set("status")),
     select(t("filter.tier"), "filter-tier", ["1", "2", "3"].map((n) => [n, t(`tier.${n}.badge`)]), state.tier, set("tier")),
     select(t("filter.time"), "filter-time", TIMES.map((v) => [v, t(`filter.time.${v}`)]), state.time, set("time")),
+    // The list as filtered, for upward reporting: the export takes exactly the list's filters.
+    h("button", { type: "button", class: "ghost", "data-testid": "export-csv", onclick: () => exportList(state, "csv") }, t("wall.export_csv")),
+    h("button", { type: "button", class: "ghost", "data-testid": "export-xlsx", onclick: () => exportList(state, "xlsx") }, t("wall.export_xlsx")),
+    state.site
+      ? h(
+          "button",
+          { type: "button", class: "ghost selected", "data-testid": "filter-site", title: t("filter.site_clear"), onclick: () => set("site")("") },
+          t("filter.site"),
+          h("span", { translate: "no" }, siteName(state.site)),
+          " ×",
+        )
+      : null,
   );
 }
 
