@@ -4,7 +4,7 @@ Each figure stands beside the raw limit measured in the same run, their ratio, t
 target where it sets one, and PASS/FAIL. The sections run one after another, each on embedded
 infrastructure of its own (as `vigil bench vision|telemetry|scale` and `benchmarks.storage`
 do alone): vision, telemetry, storage (binary COPY against a raw COPY, then date_bin() queries
-over a week of 1,000 devices), scale-out (1 and 2 detector processes in one consumer group) and,
+over a week of 1,000 devices), scale-out (1, 2 and 4 detector processes in one group; CPU per reading) and,
 with `--faults`, the fault suite (shell/faults, its quick size).
 
 On a shared machine absolute figures move with the neighbours (the load average at the start and
@@ -151,13 +151,19 @@ async def storage(settings: Settings) -> list[Figure]:
 async def scale(settings: Settings) -> list[Figure]:
     from benchmarks.scale import measure
 
-    r = await measure(settings, messages=SCALE_MESSAGES, devices=SCALE_DEVICES)
-    one, two = r.runs[0], r.runs[-1]
+    r = await measure(settings, messages=SCALE_MESSAGES, devices=SCALE_DEVICES, counts=(1, 2, 4))
+    one, two = r.runs[0], r.runs[1]
     busy = f"machine busy {one.busy_cores:.2f} / {two.busy_cores:.2f} cores (1 / 2 workers)"
+    # Cost per reading, the workers' own CPU: the target is flat (±10%) from 1 to 4 workers.
+    costs = [Figure("scale", f"telemetry detector, {run.workers} worker(s): CPU-s per 1,000 readings",
+                    run.cpu_per_1000, "CPU-s", one.cpu_per_1000, "1 worker",
+                    note=f"target: within ±10% of 1 worker; machine busy {run.busy_cores:.2f} cores")
+             for run in r.runs]  # fmt: skip
     return [
         Figure("scale", "telemetry detector, 1 worker process", one.rate, "msg/s"),
         Figure("scale", "telemetry detector, 2 worker processes", two.rate, "msg/s", one.rate,
                "1 worker", SCALE_RATIO, "ratio", busy),
+        *costs,
     ]  # fmt: skip
 
 

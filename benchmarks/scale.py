@@ -1,5 +1,5 @@
 """`vigil bench scale`: telemetry detectors as separate processes in ONE Kafka consumer group,
-throughput with 1 and then 2 workers over the same kind of backlog.
+throughput and cost with 1, 2 and 4 workers over the same kind of backlog.
 
 Each run gets a fresh 12-partition topic holding the same readings (registered devices, one in
 ten out of its limits) and a fresh group. The workers (`python -m benchmarks.scale`, each a
@@ -7,7 +7,10 @@ real `TelemetryDetector` with its own consumer, so two use two cores) join the g
 assigned partition paused; only once the group is stable (every partition owned, each worker
 owning some, no change for a while) are they all told to go. The embedded Kafka takes 5–18 s to
 form a group, and that is group formation, not throughput: it is kept out of the timing. The
-rate is readings / (last reading judged − go).
+rate is readings / (last reading judged − go). The cost is the workers' own CPU seconds (user +
+system, every thread; `time.process_time` in each worker) from go to their last report, per 1,000
+readings: on a small machine a throughput ratio between worker counts says little (the workers
+share the cores with the broker and every neighbour), but the cost of a reading should stay flat.
 
 A worker reports its assignment and its count of judged readings as JSON lines on stdout, and is
 stopped by closing its stdin.
@@ -41,6 +44,9 @@ REPORT_S = 0.1  # a worker's report interval: the timing's resolution
 STABLE_S = 3.0
 JOIN_TIMEOUT_S = 120.0  # 5-18 s per join on the embedded Kafka, more on a loaded machine
 STALL_S = 60.0  # no reading judged for this long: a worker is stuck
+# The target for cost: CPU seconds per reading within this of one worker's at every worker count
+# (issue 22: scale-out adds machines, not cost per message).
+COST_SPREAD = 0.10
 
 
 # --- the worker process ------------------------------------------------------------------------
@@ -81,7 +87,8 @@ async def _worker(spec: dict[str, Any]) -> None:
         while True:
             consumer = detector._consumer
             assigned = sorted(tp.partition for tp in consumer.assignment()) if consumer else []
-            line = {"assigned": assigned, "readings": detector.stats.readings, "t": time.time()}
+            line = {"assigned": assigned, "readings": detector.stats.readings, "t": time.time(),
+                    "cpu": time.process_time()}  # fmt: skip
             sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
             sys.stdout.buffer.flush()
             await asyncio.sleep(REPORT_S)
@@ -100,6 +107,7 @@ class Worker:
     assigned: list[int] = field(default_factory=list)
     readings: int = 0
     t: float = 0.0
+    cpu: float = 0.0  # the process's CPU seconds at its latest report
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
@@ -117,6 +125,7 @@ class Worker:
         while line := await self.proc.stdout.readline():
             report = orjson.loads(line)
             self.assigned, self.readings, self.t = report["assigned"], report["readings"], report["t"]
+            self.cpu = report["cpu"]
 
     def send(self, command: bytes) -> None:
         assert self.proc.stdin is not None
@@ -165,6 +174,13 @@ class ScaleRun:
     rate: float  # readings/s, from go to the last reading judged
     join_s: float  # group formation, not timed in `rate`
     busy_cores: float  # the whole machine's busy cores meanwhile (ours and every neighbour's)
+    cpu_s: float = 0.0  # the workers' own CPU seconds from go to the end, all of them together
+    messages: int = 0
+
+    @property
+    def cpu_per_1000(self) -> float:
+        """CPU seconds the workers spent per 1,000 readings judged."""
+        return 1000 * self.cpu_s / self.messages if self.messages else float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +193,15 @@ class ScaleReport:
     def speedup(self) -> float:
         return self.runs[-1].rate / self.runs[0].rate
 
+    @property
+    def cost_spread(self) -> float:
+        """The largest relative departure of a run's CPU per reading from one worker's."""
+        base = self.runs[0].cpu_per_1000
+        return max(abs(run.cpu_per_1000 / base - 1) for run in self.runs)
+
 
 async def measure(
-    settings: Settings, *, messages: int, devices: int, counts: tuple[int, ...] = (1, 2)
+    settings: Settings, *, messages: int, devices: int, counts: tuple[int, ...] = (1, 2, 4)
 ) -> ScaleReport:
     from benchmarks.telemetry import ATTRIBUTES, busy_seconds, make_devices, readings
     from shell.infra import Infrastructure
@@ -221,6 +243,7 @@ async def measure(
             try:
                 join_s = await wait_for_group(workers, PARTITIONS, f"{count} worker(s) joining")
                 busy, go = busy_seconds(), time.time()
+                cpu_at_go = sum(w.cpu for w in workers)  # paused until now: idle, a report ago
                 for w in workers:
                     w.send(b"go")
                 moved = time.monotonic()
@@ -236,7 +259,8 @@ async def measure(
                             raise VigilError(f"{count} worker(s): stuck at {done}/{messages} readings")
                 end = max(w.t for w in workers)  # the report that brought the sum to `messages`
                 cores = (busy_seconds() - busy) / (time.time() - go)
-                runs.append(ScaleRun(count, messages / (end - go), join_s, cores))
+                cpu_s = sum(w.cpu for w in workers) - cpu_at_go
+                runs.append(ScaleRun(count, messages / (end - go), join_s, cores, cpu_s, messages))
             finally:
                 for w in workers:
                     await w.stop()
@@ -249,14 +273,20 @@ def print_report(r: ScaleReport) -> None:
     print(f"\nvigil bench scale — telemetry detectors as processes in one consumer group, "
           f"{PARTITIONS} partitions, {r.messages:,} readings from {r.devices} devices; "
           f"{os.cpu_count()} cores")  # fmt: skip
+    base = r.runs[0].cpu_per_1000
     for run in r.runs:
-        print(f"  {run.workers} worker(s): {run.rate:>9,.0f} readings/s   group formed in "
+        print(f"  {run.workers} worker(s): {run.rate:>9,.0f} readings/s   CPU {run.cpu_per_1000:.4f} s per "
+              f"1,000 readings ({run.cpu_per_1000 / base:.2f}× of {r.runs[0].workers}); group formed in "
               f"{run.join_s:4.1f} s (not timed); machine busy {run.busy_cores:.2f} cores")  # fmt: skip
-    print(f"  {r.runs[-1].workers} workers / 1 worker: {r.speedup:.2f}×")
+    verdict = "flat" if r.cost_spread <= COST_SPREAD else "NOT flat"
+    first, last = r.runs[0].workers, r.runs[-1].workers
+    print(f"  {last} workers / {first}: {r.speedup:.2f}× the rate; CPU per reading within "
+          f"{r.cost_spread:.0%} of {first} worker(s): {verdict} (target ±{COST_SPREAD:.0%})")  # fmt: skip
 
 
 async def run_scale_bench(settings: Settings, args: argparse.Namespace) -> int:
-    print_report(await measure(settings, messages=args.messages, devices=args.devices))
+    counts = tuple(int(n) for n in str(args.workers).split(","))
+    print_report(await measure(settings, messages=args.messages, devices=args.devices, counts=counts))
     return 0
 
 

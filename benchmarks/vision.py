@@ -60,6 +60,10 @@ class VisionReport:
     edge_ms_per_frame: float
     encode_ms_per_frame: float
     cameras_per_machine: float
+    # Where a frame's milliseconds go in the loop (each stage on its own thread), and the CPU the
+    # whole process spent per frame meanwhile (every thread: the model's, the stages', the loop's).
+    stage_ms: dict[str, float]
+    cpu_ms_per_frame: float
 
     @property
     def ratio(self) -> float:
@@ -136,7 +140,7 @@ def measure_edge(images: list[np.ndarray], jpegs: list[bytes]) -> tuple[float, f
 
 async def measure_loop(
     settings: Settings, manifest: ModelManifest, jpegs: list[bytes], batch: int, threads: int
-) -> tuple[float, float, list[int], list[int], int]:
+) -> tuple[float, float, list[int], list[int], int, dict[str, float], float]:
     from aiokafka import AIOKafkaProducer
 
     from detectors.vision.service import VisionDetector
@@ -184,6 +188,7 @@ async def measure_loop(
                 await producer.flush()
             detector = VisionDetector(s, manifest=manifest)
             await detector.start()
+            cpu_start = time.process_time()  # the model is loaded; idle until frames are assigned
             try:
                 stats = detector.stats
                 with Progress(len(jpegs), "full loop", unit="frames") as progress:
@@ -192,6 +197,11 @@ async def measure_loop(
                         progress.advance(stats.analysed - progress.done)
                 loop_fps = (stats.analysed - stats.first_batch_frames) / (stats.last_at - stats.first_at)
                 model_fps = stats.analysed / stats.infer_s
+                cpu_ms = (time.process_time() - cpu_start) * 1000 / stats.analysed
+                per = 1000 / stats.analysed
+                stages = {"decode + letterbox": stats.prepare_s * per, "model": stats.infer_s * per,
+                          "decode output + confirm": stats.post_s * per,
+                          "the loop's wall time (1 / rate)": 1000 / loop_fps}  # fmt: skip
                 # Latency: real-time stream at half the measured capacity.
                 stats.frame_latency_ms.clear()
                 stats.violation_latency_ms.clear()
@@ -215,6 +225,8 @@ async def measure_loop(
                     list(stats.frame_latency_ms),
                     list(stats.violation_latency_ms),
                     stats.violations,
+                    stages,
+                    cpu_ms,
                 )
             finally:
                 await detector.stop()
@@ -243,7 +255,7 @@ async def measure(
         jpegs = await asyncio.to_thread(_frames, frames)
         images = [_decode(j) for j in jpegs[: max(batch, 16)]]
         raw_before = await asyncio.to_thread(measure_raw, manifest, images, batch, threads)
-        loop_fps, model_fps, frame_lat, violation_lat, violations = await measure_loop(
+        loop_fps, model_fps, frame_lat, violation_lat, violations, stages, cpu_ms = await measure_loop(
             settings.model_copy(update={"evidence_dir": str(Path(tmp) / "evidence")}),
             manifest, jpegs, batch, threads,
         )  # fmt: skip
@@ -260,7 +272,7 @@ async def measure(
         manifest.name, batch, threads, raw_fps, min(raw_before, raw_after), max(raw_before, raw_after),
         loop_fps, model_fps,
         _pct(frame_lat, 50), _pct(frame_lat, 95), _pct(violation_lat, 50), _pct(violation_lat, 95),
-        violations, edge_ms, encode_ms, 1000 * cores / core_ms,
+        violations, edge_ms, encode_ms, 1000 * cores / core_ms, stages, cpu_ms,
     )  # fmt: skip
 
 
@@ -288,6 +300,10 @@ def print_report(r: VisionReport, cores: int) -> None:
         ("violation latency p50 / p95",
          f"{r.violation_p50_ms:,.0f} / {r.violation_p95_ms:,.0f} ms" if r.violations else "n/a",
          f"{r.violations} violations" if r.violations else "the model found nothing to confirm"),
+        *((f"  ms/frame: {stage}", f"{ms:.2f} ms", "thread time (the stages overlap)" if i == 0 else "")
+          for i, (stage, ms) in enumerate(r.stage_ms.items())),
+        ("CPU per frame, detector process", f"{r.cpu_ms_per_frame:.2f} ms",
+         "every thread, throughput run; the frame's CPU-seconds × 1000"),
         ("edge decode+gate+tamper", f"{r.edge_ms_per_frame:.2f} ms/frame", ""),
         ("edge JPEG encode (sent)", f"{r.encode_ms_per_frame:.2f} ms/frame", ""),
         ("2-fps cameras, 80% static", f"{r.cameras_per_machine:,.0f} per machine", "ingest + detector"),

@@ -13,8 +13,9 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
 
 from vigil.catalogue import SEVERITIES, Severity, catalogue
@@ -139,6 +140,63 @@ class DeadLetter:
     v: int = SCHEMA_VERSION
 
 
+@dataclass(frozen=True, slots=True)
+class ClipRequest:
+    """The vision detector asks for an event clip of a camera finding: frames from `ts - before_ms`
+    to `ts + after_ms` (`ts`: the first confirming frame), with `boxes` (the finding's evidence
+    boxes: class, score, xyxy in the frame's pixels) drawn on the frames around `box_ts`."""
+
+    violation_id: str
+    enterprise_id: str
+    site_id: str
+    camera_id: str
+    ts: int
+    before_ms: int
+    after_ms: int
+    box_ts: int
+    boxes: list[Json]
+    requested_at: int
+    type: Literal["clip_request"] = "clip_request"
+    v: int = SCHEMA_VERSION
+
+
+ClipStatus = Literal["ready", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClipReady:
+    """Camera ingest's answer to a ClipRequest: the clip's SHA-256 in the evidence store (status
+    "ready"), or why there is none ("failed": `detail` says why; `sha256` is empty)."""
+
+    violation_id: str
+    enterprise_id: str
+    camera_id: str
+    status: ClipStatus
+    sha256: str
+    frames: int
+    duration_ms: int
+    truncated: bool
+    detail: str
+    at: int
+    type: Literal["clip_ready"] = "clip_ready"
+    v: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class LiveWatch:
+    """Someone (`watcher`, random per viewer) watches `camera_id` live until `until` (epoch ms):
+    the camera ingest pulling it publishes its frames on `vigil.live.v1` meanwhile. `until` = 0
+    ends this watcher's lease at once (the viewer went away)."""
+
+    camera_id: str
+    enterprise_id: str
+    watcher: str
+    until: int
+    at: int
+    type: Literal["live_watch"] = "live_watch"
+    v: int = SCHEMA_VERSION
+
+
 def violation_id(source_kind: str, source_id: str, code: str, window_start: int) -> str:
     digest = hashlib.sha256(f"{source_kind}\x1f{source_id}\x1f{code}\x1f{window_start}".encode())
     return digest.hexdigest()[:32]
@@ -218,7 +276,51 @@ def _envelope(obj: Json) -> tuple[str, str, str, str, int, int]:
     )
 
 
+# The checks of `_envelope` and `_metrics` as schema constraints, run by the compiled decoder:
+# ids as ID_PATTERN.fullmatch (\A…\Z, since msgspec searches), times no earlier than 2000, and
+# integers within int64, where orjson too keeps a JSON integer an int (a larger one falls back to
+# the checked path, which judges it). A JSON number is never NaN or infinite: msgspec refuses one
+# out of range, as orjson does.
+_WireId = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9_-]{1,64}\Z")]
+_WireTs = Annotated[int, msgspec.Meta(ge=MIN_TS_MS)]
+_WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class _TelemetryWire(msgspec.Struct, forbid_unknown_fields=True):
+    """`Telemetry` as ingest writes it, as a compiled schema for the detectors' hot path. Unknown
+    keys are refused (not skipped), so nothing is accepted that the checked path would refuse."""
+
+    v: int
+    type: str
+    enterprise_id: _WireId
+    device_id: _WireId
+    site_id: _WireId
+    profile: Annotated[str, msgspec.Meta(min_length=1)]
+    ts: _WireTs
+    metrics: dict[str, _WireInt | float]
+    received_at: _WireTs
+
+
+_TELEMETRY_WIRE = msgspec.json.Decoder(_TelemetryWire)
+
+
+def _compiled_telemetry(raw: bytes) -> Telemetry | None:
+    """A well-formed telemetry record decoded straight from bytes, or None for anything else (other
+    types, or any doubt): `decode_device_message`'s checked path then judges it, reason and all."""
+    try:
+        w = _TELEMETRY_WIRE.decode(raw)
+    except Exception:  # invalid UTF-8 is a UnicodeDecodeError; any doubt: the checked path
+        return None
+    latest = time.time_ns() // 1_000_000 + MAX_FUTURE_MS
+    if w.v != SCHEMA_VERSION or w.type != "telemetry" or w.ts > latest or w.received_at > latest:
+        return None
+    return Telemetry(w.enterprise_id, w.device_id, w.site_id, w.profile, w.ts, w.metrics, w.received_at)
+
+
 def decode_device_message(raw: bytes) -> DeviceMessage:
+    fast = _compiled_telemetry(raw)
+    if fast is not None:
+        return fast
     obj = _obj(raw)
     kind = obj.get("type")
     ent, dev, site, profile, ts, received = _envelope(obj)
@@ -264,4 +366,86 @@ def decode_violation(raw: bytes) -> Violation:
         detector=_str(obj, "detector"),
         summary=_str(obj, "summary"),
         evidence=_dict(obj, "evidence"),
+    )
+
+
+def _nonneg(obj: Json, key: str, limit: int) -> int:
+    value = _int(obj, key)
+    if not 0 <= value <= limit:
+        raise InvalidMessage("bad_field", f"{key!r} must be between 0 and {limit}")
+    return value
+
+
+# Bounds on what a clip message may ask for, whoever wrote it: a minute each side (the settings
+# allow 30 s), and no more boxes than a frame can sensibly carry.
+_CLIP_MAX_SIDE_MS = 60_000
+_CLIP_MAX_BOXES = 100
+
+
+def decode_clip_request(raw: bytes) -> ClipRequest:
+    obj = _obj(raw)
+    if obj.get("type") != "clip_request":
+        raise InvalidMessage("bad_type", f"expected a clip request, got {show(obj.get('type'))}")
+    boxes = obj.get("boxes")
+    if (
+        not isinstance(boxes, list)
+        or len(boxes) > _CLIP_MAX_BOXES
+        or not all(isinstance(b, dict) for b in boxes)
+    ):
+        raise InvalidMessage("bad_field", f"'boxes' must be a list of at most {_CLIP_MAX_BOXES} objects")
+    return ClipRequest(
+        violation_id=_id(obj, "violation_id"),
+        enterprise_id=_id(obj, "enterprise_id"),
+        site_id=_id(obj, "site_id"),
+        camera_id=_id(obj, "camera_id"),
+        ts=_ts(obj, "ts"),
+        before_ms=_nonneg(obj, "before_ms", _CLIP_MAX_SIDE_MS),
+        after_ms=_nonneg(obj, "after_ms", _CLIP_MAX_SIDE_MS),
+        box_ts=_ts(obj, "box_ts"),
+        boxes=boxes,
+        requested_at=_ts(obj, "requested_at"),
+    )
+
+
+def decode_clip_ready(raw: bytes) -> ClipReady:
+    obj = _obj(raw)
+    if obj.get("type") != "clip_ready":
+        raise InvalidMessage("bad_type", f"expected a clip_ready, got {show(obj.get('type'))}")
+    status = obj.get("status")
+    sha = obj.get("sha256")
+    truncated = obj.get("truncated")
+    detail = obj.get("detail")
+    if status not in ("ready", "failed"):
+        raise InvalidMessage("bad_field", "'status' must be 'ready' or 'failed'")
+    if not isinstance(sha, str) or (status == "ready" and not re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise InvalidMessage("bad_field", "'sha256' must be a SHA-256 (64 lowercase hex) when ready")
+    if not isinstance(truncated, bool) or not isinstance(detail, str):
+        raise InvalidMessage("bad_field", "'truncated' must be a boolean and 'detail' a string")
+    return ClipReady(
+        violation_id=_id(obj, "violation_id"),
+        enterprise_id=_id(obj, "enterprise_id"),
+        camera_id=_id(obj, "camera_id"),
+        status=status,
+        sha256=sha if status == "ready" else "",
+        frames=_nonneg(obj, "frames", 100_000),
+        duration_ms=_nonneg(obj, "duration_ms", 2 * _CLIP_MAX_SIDE_MS),
+        truncated=truncated,
+        detail=detail[:500],
+        at=_ts(obj, "at"),
+    )
+
+
+def decode_live_watch(raw: bytes) -> LiveWatch:
+    obj = _obj(raw)
+    if obj.get("type") != "live_watch":
+        raise InvalidMessage("bad_type", f"expected a live_watch, got {show(obj.get('type'))}")
+    until = _int(obj, "until")
+    if until != 0:
+        until = _ts(obj, "until")
+    return LiveWatch(
+        camera_id=_id(obj, "camera_id"),
+        enterprise_id=_id(obj, "enterprise_id"),
+        watcher=_id(obj, "watcher"),
+        until=until,
+        at=_ts(obj, "at"),
     )

@@ -16,7 +16,14 @@ from aiokafka.structs import RecordMetadata, TopicPartition
 
 from vigil import metrics
 from vigil.db import make_pool
-from vigil.kafka import DeadLetterSink, consume_batches, ensure_topics, make_consumer, make_producer
+from vigil.kafka import (
+    DeadLetterSink,
+    consume_batches,
+    ensure_topics,
+    group_session_timeout_ms,
+    make_consumer,
+    make_producer,
+)
 from vigil.service import Service
 from vigil.settings import Settings
 
@@ -81,7 +88,10 @@ class KafkaWorker(Service):
         )
         await self._producer_or_none.start()
         self._deadletter_or_none = DeadLetterSink(self._producer_or_none, self.name)
-        self._consumer = make_consumer(bootstrap, self.group_id, client_id=self.name)
+        session_ms = await group_session_timeout_ms(bootstrap)  # short, unless the broker refuses it
+        self._consumer = make_consumer(
+            bootstrap, self.group_id, client_id=self.name, session_timeout_ms=session_ms
+        )
         self._consumer.subscribe([self.topic], listener=_Rebalance(self, self._consumer))
         await self._consumer.start()
         self.spawn(

@@ -334,3 +334,73 @@ def test_fuzz_topics() -> None:
             topic = "vigil/v1/" + topic
         with contextlib.suppress(InvalidMessage):
             parse_topic(topic)
+
+
+# --- the compiled (msgspec) telemetry decoder judges exactly as the checked (orjson) path ---------
+
+_TRICKY = [
+    b"1", b"-5.2", b"1e400", b"1" + b"0" * 400, b"9007199254740993", b"18446744073709551616", b"true",
+    b"null", b'"x"', b'"\\ud800"', b"[]", b"{}", b"1.5e-400", b"-0", b"1E5",
+]  # fmt: skip
+_TS = [b"1700000000000", b"1700000000000.5", b"1700000000", b'"2023-11-14T22:13:20Z"',
+       b'"2023-11-14T22:13:20"', b"true", b"null", b"1e400", b"99999999999999999999", b'"x"']  # fmt: skip
+_NAMES = [b"temperature", b"h", b"a b", b"", b"\\u0061", b"x" * 65, b"boiler.pressure", b"ts"]
+
+
+def _near_telemetry(rng: random.Random) -> bytes:
+    """An object close to a valid reading: the shapes the compiled decoder accepts, and one step off."""
+    fields = []
+    for key in ("ts", "metrics", "values", "extra", "metrics"):
+        if rng.random() < 0.5:
+            continue
+        if key == "ts":
+            fields.append(b'"ts":' + rng.choice(_TS))
+        elif key == "extra":
+            fields.append(b'"' + rng.choice(_NAMES) + b'":' + rng.choice(_TRICKY))
+        else:
+            values = _TRICKY if rng.random() < 0.3 else _TRICKY[:2]
+            pairs = [b'"' + rng.choice(_NAMES) + b'":' + rng.choice(values) for _ in range(rng.randint(0, 3))]
+            fields.append(b'"' + key.encode() + b'":{' + b",".join(pairs) + b"}")
+    return b"{" + b",".join(fields) + b"}"
+
+
+def _judged(payload: bytes) -> Any:
+    try:
+        return parse_payload("telemetry", payload, DEVICE, NOW, LIMITS)
+    except InvalidMessage as exc:
+        return exc.reason
+
+
+def test_the_compiled_decoder_accepts_and_refuses_exactly_as_the_checked_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(22)
+    payloads = [_near_telemetry(rng) for _ in range(4000)] + [_fuzz_inputs(rng) for _ in range(2000)]
+    fast = [_judged(p) for p in payloads]
+    monkeypatch.setattr("ingest.payloads._compiled_telemetry", lambda *_: None)  # the orjson path only
+    slow = [_judged(p) for p in payloads]
+    for payload, got, expected in zip(payloads, fast, slow, strict=True):
+        assert got == expected, payload
+        assert type(got) is type(expected)
+    assert sum(isinstance(r, list) for r in fast) > 200  # the accepting shapes were exercised
+
+
+def test_the_compiled_detector_decode_matches_the_checked_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.events import decode_device_message, encode
+
+    rng = random.Random(23)
+    good = [r for p in (_near_telemetry(rng) for _ in range(3000)) if isinstance(r := _judged(p), list)]
+    raws = [encode(t) for ts in good for t in ts]
+    raws += [raw.replace(b'"v":1', b'"v":2') for raw in raws[:50]]
+    raws += [raw.replace(b'"metrics":{', b'"metrics":{"big":18446744073709551616,') for raw in raws[:50]]
+    raws += [raw[:-1] + b',"x":1e400}' for raw in raws[:50]] + [b"[]", b"\xff", b'{"v":1}']
+
+    def decoded(raw: bytes) -> Any:
+        try:
+            return decode_device_message(raw)
+        except InvalidMessage as exc:
+            return exc.reason
+
+    fast = [decoded(raw) for raw in raws]
+    monkeypatch.setattr("vigil.events._compiled_telemetry", lambda *_: None)
+    assert fast == [decoded(raw) for raw in raws]
