@@ -1,4 +1,4 @@
-"""The shared photo sets as one detection dataset: discovery, a seeded split, augmentation.
+"""The shared photo sets as one detection dataset: discovery, a seeded grouped split, augmentation.
 
 Two sources with different label sets are trained together into one model, so a kitchen frame
 costs one inference, not two. Their labels are *partial*: the cigarette photos show faces that
@@ -10,7 +10,6 @@ face is never taught as background for `without_mask`.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from models.kitchen.groups import grouped_held_out, never_trained_by_file_rule
 
 CLASSES = ("without_mask", "with_mask", "mask_worn_incorrectly", "cigarette")
 
@@ -58,15 +59,21 @@ def read_labels(path: Path, source: Source) -> np.ndarray:
     return boxes
 
 
-def discover(root: Path) -> list[Sample]:
+def discover(root: Path, *, partial: bool = False) -> list[Sample]:
+    """Every labelled photo of every set under `root`. Training needs both sets (`partial`
+    False: a missing one is an error); evaluation scores whichever sets are there."""
     samples = []
     for index, source in enumerate(SOURCES):
         images = sorted((root / source.name / "images").glob("*.jpg"))
         if not images:
+            if partial:
+                continue
             raise FileNotFoundError(f"no images under {root / source.name / 'images'}")
         for image in images:
             labels = read_labels(root / source.name / "labels" / f"{image.stem}.txt", source)
             samples.append(Sample(image, labels, index))
+    if not samples:
+        raise FileNotFoundError(f"none of {', '.join(s.name for s in SOURCES)} under {root}")
     return samples
 
 
@@ -76,14 +83,39 @@ VAL_FRACTION = 0.15  # ~290 held-out photos: enough for a stable mAP on the two 
 def split(
     samples: Sequence[Sample], seed: int, val_fraction: float = VAL_FRACTION
 ) -> tuple[list[Sample], list[Sample]]:
-    """A split by a seeded hash of each file name: stable when files are added, the same on any
-    machine, and the same for training and `vigil models eval`."""
-    train: list[Sample] = []
-    val: list[Sample] = []
-    for sample in samples:
-        digest = hashlib.sha256(f"{seed}:{SOURCES[sample.source].name}/{sample.image.name}".encode())
-        (val if int.from_bytes(digest.digest()[:8], "big") / 2**64 < val_fraction else train).append(sample)
-    return train, val
+    """A seeded split by source photo, source video or run of frames (models.kitchen.groups), per
+    set: every augmented copy of a photo lands on one side. Independent of the samples' order,
+    the same on any machine, and the same for training and `vigil models eval`."""
+    held: set[Path] = set()
+    for index, source in enumerate(SOURCES):
+        paths = {s.image.name: s.image for s in samples if s.source == index}
+        held.update(paths[n] for n in grouped_held_out(source.name, sorted(paths), seed, val_fraction))
+    train = [s for s in samples if s.image not in held]
+    return train, [s for s in samples if s.image in held]
+
+
+# The split a model was trained under. "file" is the per-file hash used before issue 23: the
+# shipped kitchen model was trained under it, so some grouped held-out photos were in its training.
+TRAINED_SPLITS = ("file", "grouped")
+
+
+def held_out_for(
+    samples: Sequence[Sample], seed: int, trained_split: str, val_fraction: float = VAL_FRACTION
+) -> list[Sample]:
+    """The grouped held-out photos a model trained under `trained_split` has never seen: for
+    "file", only those whose whole source group the old per-file rule also held out (neither the
+    photo nor any augmented copy of it was trained on)."""
+    _, held = split(samples, seed, val_fraction)
+    if trained_split == "grouped":
+        return held
+    if trained_split != "file":
+        raise ValueError(f"trained_split must be one of {TRAINED_SPLITS}, not {trained_split!r}")
+    unseen: set[Path] = set()
+    for index, source in enumerate(SOURCES):
+        paths = {s.image.name: s.image for s in samples if s.source == index}
+        names = never_trained_by_file_rule(source.name, sorted(paths), seed, val_fraction)
+        unseen.update(paths[n] for n in names)
+    return [s for s in held if s.image in unseen]
 
 
 def labelled_mask(source: int) -> np.ndarray:

@@ -195,3 +195,53 @@ def format_reports(reports: Sequence[ClassReport]) -> str:
             f"{np.mean([r.ap50 for r in valid]):>9.3f}{np.mean([r.ap50_95 for r in valid]):>12.3f}"
         )
     return "\n".join(lines)
+
+
+NO_MASK_CODE = "KITCHEN_NO_MASK"
+
+
+@dataclass(frozen=True, slots=True)
+class FalseAlarms:
+    images: int  # held-out photos whose faces are all labelled with_mask
+    alarms: int  # of them, photos with a no-mask detection at its operating score
+
+    @property
+    def rate(self) -> float:
+        return self.alarms / self.images if self.images else float("nan")
+
+
+def masked_only(samples: Sequence[Sample]) -> list[Sample]:
+    """Photos of the mask set that show faces, every one of them correctly masked."""
+    with_mask = SOURCES[0].class_map[1]
+    return [s for s in samples if s.source == 0 and len(s.boxes) and (s.boxes[:, 0] == with_mask).all()]
+
+
+def no_mask_false_alarms(
+    manifest: ModelManifest, samples: Sequence[Sample], *, batch: int = 8
+) -> FalseAlarms:
+    """Single-frame no-mask alarms on photos showing only correctly masked faces, with the
+    manifest's own thresholds, as the vision detector sees one frame (before its k-of-n confirmation)."""
+    chosen = masked_only(samples)
+    classes = {
+        manifest.classes.index(name): v.min_score
+        for name, v in manifest.violations.items()
+        if v.code == NO_MASK_CODE
+    }
+    backend = YoloOnnxBackend(manifest, max_batch=batch)
+    alarms = 0
+    try:
+        for start in range(0, len(chosen), batch):
+            images = []
+            for sample in chosen[start : start + batch]:
+                image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
+                if image is None:
+                    raise ValueError(f"{sample.image}: not a readable image")
+                images.append(image)
+            prepared = backend.prepare(images)
+            for dets in backend.decode(backend.infer(prepared), prepared):
+                alarms += any(
+                    dets.confidence[dets.class_id == c].max(initial=0.0) >= m for c, m in classes.items()
+                )
+    finally:
+        backend.close()
+    return FalseAlarms(len(chosen), alarms)

@@ -47,7 +47,7 @@ def rewrite(text: str, scores: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
-    from models.kitchen.data import discover, split
+    from models.kitchen.data import TRAINED_SPLITS, discover, held_out_for
     from models.kitchen.evaluate import evaluate
 
     p = argparse.ArgumentParser(
@@ -58,9 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=None, help="datasets root ($VIGIL_DATASETS or ../shared/datasets)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--trained-split",
+        choices=TRAINED_SPLITS,
+        default="file",
+        help="the split the model was trained under (see `vigil models eval --help`)",
+    )
     args = p.parse_args(argv)
     manifest = load_manifest(find_manifest(args.model))
-    _, held_out = split(discover(args.data or default_data()), args.seed)
+    held_out = held_out_for(discover(args.data or default_data()), args.seed, args.trained_split)
     reports = {r.name: r for r in evaluate(manifest, held_out)}
     scores = {name: rounded(reports[name].f1_score, reports[name].f1) for name in manifest.violations}
     path = manifest.manifest_path

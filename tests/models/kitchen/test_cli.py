@@ -71,3 +71,20 @@ def test_eval_quantize_and_card_need_no_torch(smoke_data: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "without_mask" in done.stdout
+
+
+def test_eval_accepts_a_root_with_only_some_sets_and_says_fire_is_not_scored(
+    smoke_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    (tmp_path / "fire" / "images").mkdir(parents=True)
+    shutil.copy(
+        next((smoke_data / "masks" / "images").glob("*.jpg")), tmp_path / "fire" / "images" / "img_1_jpg.jpg"
+    )
+    assert main(["models", "eval", "--data", str(tmp_path)]) == 0
+    assert "no fire or smoke class yet: not scored" in capsys.readouterr().out
+    shutil.copytree(smoke_data / "masks", tmp_path / "masks")
+    assert main(["models", "eval", "--data", str(tmp_path), "--split", "all"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 photos (all)" in printed and "no-mask false alarms" in printed

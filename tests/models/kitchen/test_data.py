@@ -71,3 +71,25 @@ def test_an_epoch_is_reproducible_from_its_seed(smoke_data: Path) -> None:
     second = [dataset.item(i, random.Random(42), True) for i in range(len(dataset))]
     for (a, boxes_a, _), (b, boxes_b, _) in zip(first, second, strict=True):
         assert np.array_equal(a, b) and np.array_equal(boxes_a, boxes_b)
+
+
+def test_evaluation_of_a_model_trained_on_the_old_split_drops_photos_it_saw(smoke_data: Path) -> None:
+    from models.kitchen.data import held_out_for
+
+    samples = discover(smoke_data)
+    grouped = held_out_for(samples, 0, "grouped", 0.5)
+    unseen = held_out_for(samples, 0, "file", 0.5)
+    assert {s.image for s in unseen} <= {s.image for s in grouped}
+    with pytest.raises(ValueError, match="trained_split"):
+        held_out_for(samples, 0, "other")
+
+
+def test_discovery_of_a_partial_root(tmp_path: Path, smoke_data: Path) -> None:
+    import shutil
+
+    shutil.copytree(smoke_data / "masks", tmp_path / "masks")
+    with pytest.raises(FileNotFoundError, match="cigarettes"):
+        discover(tmp_path)
+    assert {s.source for s in discover(tmp_path, partial=True)} == {0}
+    with pytest.raises(FileNotFoundError, match="none of"):
+        discover(tmp_path / "empty", partial=True)
