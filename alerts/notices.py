@@ -66,11 +66,18 @@ def _ms(value: datetime) -> int:
 
 def evidence_links(public_url: str, alert_id: str, evidence: Mapping[str, Any]) -> list[str]:
     base = public_url.rstrip("/")
-    return [
+    links = [
         f"{base}/api/v1/alerts/{alert_id}/evidence/{evidence[key]}"
         for key in ("snapshot_sha256", "frame_sha256")
         if isinstance(evidence.get(key), str)
     ]
+    # A camera finding's event clip: by its hash once made; before that (the opening notice is
+    # written moments after the finding) the alert's stable clip link, served once the clip is.
+    if isinstance(evidence.get("clip_sha256"), str):
+        links.append(f"{base}/api/v1/alerts/{alert_id}/clips/{evidence['clip_sha256']}")
+    elif isinstance(evidence.get("frame_ts"), int):
+        links.append(f"{base}/api/v1/alerts/{alert_id}/clip")
+    return links
 
 
 def build_notice(

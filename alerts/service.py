@@ -14,16 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
+from aiokafka import AIOKafkaConsumer
 
 from alerts.policy import Policy
-from alerts.store import apply_violation
+from alerts.store import apply_violation, record_clip
 from alerts.timers import DeadlineTimer
 from vigil import metrics
 from vigil.db import migrate
 from vigil.errors import InvalidMessage
-from vigil.events import Violation, decode_violation
+from vigil.events import Violation, decode_clip_ready, decode_violation
+from vigil.kafka import consume_batches, make_consumer
 from vigil.settings import Settings
-from vigil.topics import VIOLATIONS
+from vigil.topics import CLIPS, VIOLATIONS
 from vigil.worker import KafkaWorker, Record
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class AlertService(KafkaWorker):
         self.stats = AlertStats()
         self.policy = Policy.from_settings(settings)
         self.timer = DeadlineTimer(self._pool, self.policy, settings.timer_interval_s)
+        self._clips: AIOKafkaConsumer | None = None
+        self.clips_recorded = 0
 
     async def _prepare(self) -> None:
         assert self._settings.database_url
@@ -68,6 +72,40 @@ class AlertService(KafkaWorker):
         # Deadlines are columns, so every instance can scan them; SKIP LOCKED keeps them apart.
         self.spawn(self.timer.run_forever(), "deadline-timer")
         self.spawn(self._count_statuses_forever(), "status-gauge")
+        # Event clips made by camera ingest (ingest/camera/clips.py), recorded on their alerts.
+        assert self._settings.kafka_bootstrap
+        self._clips = make_consumer(self._settings.kafka_bootstrap, f"{self.group_id}-clips", CLIPS)
+        await self._clips.start()
+        self.spawn(consume_batches(self._clips, self._record_clips), "clips")
+
+    async def _stop(self) -> None:
+        if self._clips is not None:
+            await self._clips.stop()
+        await super()._stop()
+
+    async def _record_clips(self, records: Sequence[Record]) -> None:
+        """Record each clip (or its failure) on its alert; a clip whose violation is not stored
+        (dead-lettered) is dropped with a log line: there is no alert to put it on."""
+        for record in records:
+            try:
+                clip = decode_clip_ready(record.value or b"")
+            except InvalidMessage as exc:
+                await self._dead_letter(record, exc.reason, str(exc))
+                continue
+            delay = _RETRY_FIRST_S
+            while True:
+                try:
+                    async with self._pool.connection() as conn, conn.transaction():
+                        alert_id = await record_clip(conn, clip)
+                    break
+                except psycopg.OperationalError as exc:  # the database is away: wait, as for violations
+                    log.warning("database unavailable (%s); retrying the clip in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RETRY_MAX_S)
+            if alert_id is None:
+                log.info("clip for violation %s: no alert to record it on (or a replay)", clip.violation_id)
+            else:
+                self.clips_recorded += 1
 
     async def count_statuses(self) -> dict[str, int]:
         """Count the live alerts by status into the `vigil_alerts` gauge; returns the counts.

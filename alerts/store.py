@@ -21,7 +21,7 @@ from alerts.lifecycle import escalate, lock_alert
 from alerts.notices import OUTBOX_CHANNEL, write_change, write_notice
 from alerts.policy import DEFAULT_POLICY, LeniencyDecision, Policy, decide_leniency, pick_handler
 from vigil.catalogue import SEVERITIES, violation_type
-from vigil.events import Violation
+from vigil.events import ClipReady, Violation
 
 _SELECT_OPEN = (
     "SELECT alert_id, status, severity FROM alerts"
@@ -170,3 +170,56 @@ async def _audit(
         " VALUES (%s, %s, %s, %s, %s, %s)",
         (alert_id, f"detector:{v.detector}", action, before, after, reason or v.summary),
     )
+
+
+async def record_clip(conn: AsyncConnection[Any], clip: ClipReady) -> str | None:
+    """Put an event clip (or why there is none) on the alert of its violation, with an audit row;
+    returns the alert id, or None when the violation is unknown (never stored) or already has it.
+
+    The clip goes into the violation's evidence and, while the alert still shows that violation's
+    evidence (no later repeat replaced it), into the alert's: `clip_sha256`, `clip_duration_s`,
+    `clip_frames`, `clip_truncated`. Retention keeps it as it keeps the snapshot, since it finds
+    every SHA-256 in those documents."""
+    cur = await conn.execute(
+        "SELECT av.alert_id, av.evidence, a.status FROM alert_violations av JOIN alerts a USING (alert_id)"
+        " WHERE av.violation_id = %s AND av.state = 'active' AND a.enterprise_id = %s FOR UPDATE OF a",
+        (clip.violation_id, clip.enterprise_id),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    alert_id, evidence, status = row
+    if clip.status == "ready":
+        if (evidence or {}).get("clip_sha256") == clip.sha256:
+            return None  # a replay
+        fields = {
+            "clip_sha256": clip.sha256,
+            "clip_duration_s": round(clip.duration_ms / 1000, 1),
+            "clip_frames": clip.frames,
+            "clip_truncated": clip.truncated,
+        }
+        action = "clip_recorded"
+        reason = f"event clip {clip.duration_ms / 1000:.1f} s" + (
+            " (truncated: the camera delivered frames for part of the window only)" if clip.truncated else ""
+        )
+    else:
+        if (evidence or {}).get("clip_failed"):
+            return None  # a replay
+        fields = {"clip_failed": clip.detail or "failed"}
+        action = "clip_failed"
+        reason = f"no event clip: {clip.detail or 'the clip could not be made'}"
+    await conn.execute(
+        "UPDATE alert_violations SET evidence = evidence || %s WHERE violation_id = %s AND state = 'active'",
+        (Jsonb(fields), clip.violation_id),
+    )
+    await conn.execute(
+        "UPDATE alerts SET evidence = evidence || %s WHERE alert_id = %s"
+        " AND evidence ->> 'frame_sha256' IS NOT DISTINCT FROM %s",
+        (Jsonb(fields), alert_id, (evidence or {}).get("frame_sha256")),
+    )
+    await conn.execute(
+        "INSERT INTO alert_audit (alert_id, actor, action, from_status, to_status, reason)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (alert_id, "camera-ingest", action, status, status, reason),
+    )
+    return str(alert_id)

@@ -28,6 +28,7 @@ from api import (
     evidence,
     exports,
     keys,
+    live,
     openapi,
     registry,
     stats,
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(enterprise.router)
     app.include_router(stream.router)
+    app.include_router(live.router)
     app.include_router(trace.router)
     app.include_router(dashboard.router)
     app.include_router(evidence.router)

@@ -375,8 +375,9 @@ def _old_files(root: Path, cutoff_s: float) -> Iterator[tuple[Path, str, int]]:
             stat = entry.stat(follow_symlinks=False)
             if stat.st_mtime >= cutoff_s:
                 continue
-            stem = entry.name.removesuffix(".jpg")
-            if entry.name.endswith(".jpg") and SHA256_PATTERN.fullmatch(stem):
+            # Snapshots (.jpg) and event clips (.webm) alike: same naming, same retention.
+            stem, dot, suffix = entry.name.partition(".")
+            if dot and suffix in ("jpg", "webm") and SHA256_PATTERN.fullmatch(stem):
                 yield Path(entry.path), stem, stat.st_size
             elif entry.name.startswith(".incoming-"):  # a write cut short by a crash: never referenced
                 yield Path(entry.path), "", stat.st_size

@@ -9,12 +9,15 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from vigil.errors import ConfigurationError
 from vigil.settings import Settings
 
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+# Event clips are stored as WebM (VP8), named <sha256>.webm, in the same fan-out directories.
+CLIP_SUFFIX = ".webm"
 
 
 class EvidenceStore:
@@ -30,8 +33,25 @@ class EvidenceStore:
 
     def put(self, jpeg: bytes) -> str:
         """Store a JPEG and return its SHA-256; storing the same bytes twice is a no-op."""
-        sha = hashlib.sha256(jpeg).hexdigest()
-        target = self.path(sha)
+        return self._put(jpeg, self.path)
+
+    def clip_path(self, sha256: str) -> Path:
+        """Where an event clip (WebM) lives: beside the snapshots, under the same retention."""
+        return self.path(sha256).with_suffix(CLIP_SUFFIX)
+
+    def put_clip(self, webm: bytes) -> str:
+        """Store an event clip (WebM) and return its SHA-256, as `put` does for a JPEG."""
+        return self._put(webm, self.clip_path)
+
+    def get_clip(self, sha256: str) -> bytes | None:
+        try:
+            return self.clip_path(sha256).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _put(self, data: bytes, path: Callable[[str], Path]) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        target = path(sha)
         if target.exists():
             # Stored again: refresh its mtime, which retention (ingest/retention.py) reads as its
             # age. The caller is about to refer to it from a new alert; an old mtime would let a
@@ -44,7 +64,7 @@ class EvidenceStore:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(jpeg)
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)

@@ -58,6 +58,28 @@ camera_keyframes = Counter(
     "vigil_camera_ingest_keyframes", "Frames passed although static, to keep the detector's view current."
 )
 cameras = Gauge("vigil_camera_ingest_cameras", "Cameras of this camera ingest, by state.", ["state"])
+camera_clips = Counter(
+    "vigil_camera_ingest_clips",
+    "Event clips by outcome: encoded (whole window), truncated (the camera dropped mid-clip or had "
+    "not been running long enough), failed (the encoder or the evidence store failed: the alert "
+    "stands without a clip), no_frames (none of this instance's frames fall in the window).",
+    ["outcome"],
+)
+api_live_viewers = Gauge("vigil_api_live_viewers", "Live camera viewers open on this API process.")
+camera_live_frames = Counter(
+    "vigil_camera_ingest_live_frames",
+    "Frames published on vigil.live.v1 for live viewers, by outcome: sent, or dropped (the live "
+    "queue was full: a viewer skips a frame rather than the camera falling behind).",
+    ["outcome"],
+)
+camera_live_watched = Gauge("vigil_camera_ingest_live_watched", "Cameras of this ingest watched live now.")
+# Encoding a 10 s clip at 2 fps takes 1-2 s on one core (640x480 to 1280x720): buckets from
+# 0.1 s to a minute.
+clip_encode_seconds = Histogram(
+    "vigil_camera_ingest_clip_encode_seconds",
+    "Seconds to encode and store one event clip.",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 
 # --- vision detector ------------------------------------------------------------------------------
 vision_frames = Counter(

@@ -23,6 +23,7 @@ from aiokafka.structs import RecordMetadata
 
 from detectors.vision.annotate import annotate
 from detectors.vision.backends import DetectorBackend, PreparedBatch, load_backend
+from detectors.vision.clips import clip_request
 from detectors.vision.confirm import CameraConfirmer, Confirmed, Hit, in_zones
 from detectors.vision.detections import Detections
 from detectors.vision.jpeg import decode_for_model
@@ -67,6 +68,10 @@ class VisionStats:
     # Seconds spent inside the model's run: frames / this is the model's own rate within the loop,
     # at the same moments and under the same neighbours, the loop's overhead the rest.
     infer_s: float = 0.0
+    # Seconds in the other stages (their own threads): decode + letterbox, and the model output's
+    # decoding + confirmation + evidence. Per frame, with infer_s: where each millisecond goes.
+    prepare_s: float = 0.0
+    post_s: float = 0.0
     # Capture-to-analysed and capture-to-violation latencies, ms.
     frame_latency_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     violation_latency_ms: deque[int] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
@@ -105,6 +110,7 @@ class VisionDetector(KafkaWorker):
         # One thread per pipeline stage; each stage's state is touched by its thread only.
         self._prep_thread = ThreadPoolExecutor(1, thread_name_prefix="vision-prepare")
         self._infer_thread = ThreadPoolExecutor(1, thread_name_prefix="vision-infer")
+        self._post_thread = ThreadPoolExecutor(1, thread_name_prefix="vision-confirm")
         self._confirmers: dict[str, CameraConfirmer] = {}
         self._max_lag_ms = int(settings.vision_max_lag_s * 1000)
         # Vectorised class -> (code, minimum score) lookup; -1 marks classes that raise nothing.
@@ -141,6 +147,7 @@ class VisionDetector(KafkaWorker):
         # Waits for a chunk still in a stage (its task was cancelled, its thread runs on).
         await asyncio.to_thread(self._prep_thread.shutdown, wait=True)
         await asyncio.to_thread(self._infer_thread.shutdown, wait=True)
+        await asyncio.to_thread(self._post_thread.shutdown, wait=True)
         if self._backend is not None:
             self._backend.close()
 
@@ -169,13 +176,15 @@ class VisionDetector(KafkaWorker):
                 continue
             assert record.value is not None  # decode_frame_meta refused empty values
             frames.append(_Frame(meta, camera, record.value))
-        # A two-stage pipeline: while the model runs on one chunk (inference thread), the next is
-        # decoded and letterboxed (preparation thread). Both release the GIL in C code, so the
-        # stages overlap and the model is rarely left waiting for input.
+        # A three-stage pipeline: while the model runs on one chunk (inference thread), the next is
+        # decoded and letterboxed (preparation thread) and the previous one's output is decoded and
+        # confirmed (confirmation thread). The model and OpenCV release the GIL, so the stages
+        # overlap and the model is rarely left waiting for input or for its own post-processing.
         loop = asyncio.get_running_loop()
         batch = self._settings.vision_max_batch
         chunks = [frames[i : i + batch] for i in range(0, len(frames), batch)]
         ahead: asyncio.Future[_Prepared] | None = None
+        confirming: asyncio.Future[list[Violation]] | None = None
         for i, chunk in enumerate(chunks):
             if ahead is None:
                 ahead = loop.run_in_executor(self._prep_thread, self._prepare_chunk, chunk)
@@ -186,13 +195,13 @@ class VisionDetector(KafkaWorker):
                 ahead = loop.run_in_executor(self._prep_thread, self._prepare_chunk, chunks[i + 1])
             if prepared.batch is None:
                 continue
-            found = await loop.run_in_executor(self._infer_thread, self._infer_and_confirm, prepared)
-            for violation in found:
-                pending.append(
-                    await self.producer.send(
-                        topics.VIOLATIONS, encode(violation), key=violation.source_id.encode()
-                    )
-                )
+            outputs = await loop.run_in_executor(self._infer_thread, self._infer, prepared)
+            previous = confirming
+            confirming = loop.run_in_executor(self._post_thread, self._confirm_chunk, prepared, outputs)
+            if previous is not None:  # confirmed while this chunk was inferred
+                pending += await self._send_violations(await previous)
+        if confirming is not None:
+            pending += await self._send_violations(await confirming)
         if pending:
             await asyncio.gather(*pending)  # everything delivered before the batch is committed
 
@@ -206,6 +215,7 @@ class VisionDetector(KafkaWorker):
 
     def _prepare_chunk(self, frames: list[_Frame]) -> _Prepared:
         """Drop stale frames, decode (reduced where the model would shrink anyway), letterbox."""
+        started = time.perf_counter()
         images, kept, factors, sizes = [], [], [], []
         for frame in self._drop_stale(frames):
             image, factor = decode_for_model(frame.jpeg, self.manifest.input_size)
@@ -219,18 +229,37 @@ class VisionDetector(KafkaWorker):
             # Boxes and zones are in the frame's own pixels, whatever size it was decoded at.
             sizes.append((image.shape[1] * factor, image.shape[0] * factor))
         batch = self.backend.prepare(images) if images else None
+        self.stats.prepare_s += time.perf_counter() - started
         return _Prepared(kept, factors, sizes, batch)
 
-    def _infer_and_confirm(self, prepared: _Prepared) -> list[Violation]:
-        """Run the model on a prepared chunk, decode its output, confirm (inference thread: the
-        confirmation state is only ever touched here, one chunk at a time, in order)."""
+    async def _send_violations(self, found: list[Violation]) -> list[asyncio.Future[RecordMetadata]]:
+        sent = []
+        for violation in found:
+            key = violation.source_id.encode()
+            sent.append(await self.producer.send(topics.VIOLATIONS, encode(violation), key=key))
+            # After its violation, so the alert is normally stored before the clip is ready.
+            request = clip_request(violation, self._settings)
+            if request is not None:
+                sent.append(await self.producer.send(topics.CLIP_REQUESTS, encode(request), key=key))
+        return sent
+
+    def _infer(self, prepared: _Prepared) -> list[np.ndarray]:
+        """Run the model on a prepared chunk (inference thread: nothing else runs there)."""
         assert prepared.batch is not None
         started = time.perf_counter()
         outputs = self.backend.infer(prepared.batch)
-        self.stats.infer_s += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.stats.infer_s += elapsed
+        metrics.vision_inference_seconds.observe(elapsed)
+        return outputs
+
+    def _confirm_chunk(self, prepared: _Prepared, outputs: list[np.ndarray]) -> list[Violation]:
+        """Decode the model's output and confirm (confirmation thread: the confirmation state is
+        only ever touched here, one chunk at a time, in order)."""
+        assert prepared.batch is not None
+        post_started = time.perf_counter()
         detections = self.backend.decode(outputs, prepared.batch)
         n = len(prepared.frames)
-        metrics.vision_inference_seconds.observe(time.perf_counter() - started)
         metrics.vision_batch_frames.observe(n)
         _INFERRED.inc(n)
         self.stats.batches += 1
@@ -247,6 +276,7 @@ class VisionDetector(KafkaWorker):
             if factor != 1 and len(found):
                 found = Detections(found.xyxy * np.float32(factor), found.confidence, found.class_id)
             violations += self._confirm(frame, found, size)
+        self.stats.post_s += time.perf_counter() - post_started
         return violations
 
     def _confirm(self, frame: _Frame, detections: Detections, size: tuple[int, int]) -> list[Violation]:

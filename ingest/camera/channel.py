@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.camera.gate import GateDecision, MotionGate, frame_features
+from ingest.camera.ring import FrameRing
 from ingest.camera.tamper import TamperDetector, TamperState
 from vigil import metrics
 from vigil.cameras import Camera
@@ -38,8 +39,17 @@ class FrameCounters:
 
 
 class CameraChannel:
-    def __init__(self, camera: Camera, *, keyframe_interval_s: float, tamper_hold_s: float) -> None:
+    def __init__(
+        self,
+        camera: Camera,
+        *,
+        keyframe_interval_s: float,
+        tamper_hold_s: float,
+        ring: FrameRing | None = None,
+    ) -> None:
         self.camera = camera
+        # Every sampled frame's JPEG, gated or not, for event clips (None: clips are off).
+        self.ring = ring
         self.counters = FrameCounters()
         self._gate = MotionGate(keyframe_interval_ms=int(keyframe_interval_s * 1000))
         hold_ms = int(tamper_hold_s * 1000)

@@ -6,6 +6,10 @@ capture, decode, thumbnail, JPEG encode. They hand finished frames to the event 
 the Kafka producer. The hand-off queue is bounded; when it is full the newest frame is shed and
 counted (frames are sheddable: the next one shows the same scene). CAMERA_OFFLINE and
 CAMERA_TAMPERED findings are not sheddable: they are sent with retries until Kafka has them.
+
+With clips on (an evidence directory and VIGIL_CLIP_BUFFER_S > 0), every sampled frame is also
+JPEG-encoded into the camera's ring (ingest/camera/ring.py), gated or not; ClipMaker answers the
+detector's clip requests from it. While a live lease holds, frames also go to `vigil.live.v1`.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.camera.channel import SENT_FRAMES, CameraChannel
+from ingest.camera.clips import ClipMaker
+from ingest.camera.live import LiveFeeds
 from ingest.camera.push_auth import PushCredentials
 from ingest.camera.reader import CameraReader
+from ingest.camera.ring import FrameRing
 from ingest.camera.tamper import TamperState
 from vigil import metrics, topics
 from vigil.cameras import Camera, CameraRegistry
@@ -67,6 +74,10 @@ class CameraIngest(Service):
         # Edge boxes' push tokens, looked up in the same database (ingest/camera/push_auth.py).
         self.push_credentials = PushCredentials(self._pool, settings)
         self.evidence = EvidenceStore(settings.evidence_dir) if settings.evidence_dir else None
+        # Clips need somewhere to go and a ring to come from (ingest/camera/clips.py).
+        self._clips_enabled = self.evidence is not None and settings.clip_buffer_s > 0
+        self.clips: ClipMaker | None = None
+        self.live: LiveFeeds | None = None
         self.channels: dict[str, CameraChannel] = {}
         self._readers: dict[str, CameraReader] = {}
         self._frames: asyncio.Queue[_OutgoingFrame] = asyncio.Queue(settings.camera_send_queue)
@@ -103,6 +114,15 @@ class CameraIngest(Service):
         )
         await self._producer.start()
         self._deadletter = DeadLetterSink(self._producer, self.name)
+        if self._clips_enabled:
+            assert self.evidence is not None
+            self.clips = ClipMaker(bootstrap, self.channels, self.evidence, self._producer, self.spawn)
+            await self.clips.start()
+            self.spawn(self.clips.run(), "clip-requests")
+        self.live = LiveFeeds(bootstrap, self.channels, self._producer)
+        await self.live.start()
+        self.spawn(self.live.run_watches(), "live-watches")
+        self.spawn(self.live.run_sender(), "live-frames")
         self._sync_readers()
         self.spawn(self._send_frames(), "send-frames")
         self.spawn(self._send_findings(), "send-findings")
@@ -120,6 +140,10 @@ class CameraIngest(Service):
     async def _stop(self) -> None:
         readers, self._readers = list(self._readers.values()), {}
         await asyncio.gather(*(asyncio.to_thread(r.stop) for r in readers))
+        if self.clips is not None:
+            await self.clips.stop()
+        if self.live is not None:
+            await self.live.stop()
         if self._producer is not None:
             # Findings queued but not yet sent get one last chance before the producer closes.
             with contextlib.suppress(KafkaError, asyncio.TimeoutError):
@@ -133,10 +157,19 @@ class CameraIngest(Service):
     def channel(self, camera: Camera) -> CameraChannel:
         channel = self.channels.get(camera.camera_id)
         if channel is None or channel.camera != camera:
+            s = self._settings
+            ring = None
+            if self._clips_enabled:
+                ring = FrameRing(
+                    max_age_ms=int(s.clip_buffer_s * 1000),
+                    max_frames=s.clip_buffer_max_frames,
+                    max_bytes=s.clip_buffer_max_bytes,
+                )
             channel = CameraChannel(
                 camera,
-                keyframe_interval_s=self._settings.camera_keyframe_interval_s,
-                tamper_hold_s=self._settings.camera_tamper_hold_s,
+                keyframe_interval_s=s.camera_keyframe_interval_s,
+                tamper_hold_s=s.camera_tamper_hold_s,
+                ring=ring,
             )
             self.channels[camera.camera_id] = channel
         return channel
@@ -182,9 +215,18 @@ class CameraIngest(Service):
         if tamper.changed:
             snapshot = self._encode(frame) if tamper.tampered else None
             self._loop.call_soon_threadsafe(self._tamper_changed, channel, tamper, snapshot)
+        reason: SendReason = "push" if jpeg is not None else decision.reason  # type: ignore[assignment]
+        if channel.ring is not None:
+            # Clips need the frames the gate holds back too; the JPEG is reused if it is sent.
+            if jpeg is None:
+                jpeg = self._encode(frame)
+            channel.ring.append(ts_ms, jpeg)
+        if self.live is not None and self.live.watched(camera.camera_id):
+            if jpeg is None:
+                jpeg = self._encode(frame)
+            self._loop.call_soon_threadsafe(self.live.offer, camera.camera_id, ts_ms, jpeg)
         if not decision.send:
             return False, decision.reason
-        reason: SendReason = "push" if jpeg is not None else decision.reason  # type: ignore[assignment]
         if jpeg is None:
             jpeg = self._encode(frame)
         if len(jpeg) > self._settings.frame_max_bytes:

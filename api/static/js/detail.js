@@ -9,6 +9,8 @@ import { t, tOr } from "./i18n.js";
 import { enterpriseName, siteName } from "./names.js";
 import { subscribe } from "./live.js";
 import { traceSeries } from "./trace.js";
+import { clipVideo } from "./clip.js";
+import { liveButton } from "./camview.js";
 import { ACTIVE } from "./wall.js";
 
 const ESCALATABLE = ["open", "notified", "acknowledged", "rejected"];
@@ -226,7 +228,7 @@ export async function mount(container, ctx) {
       ["summary", summaryOf(a, { "data-testid": "detail-summary" })],
       ["enterprise", [plain(enterpriseName(a.enterprise_id)), " ", h("code", { translate: "no" }, a.enterprise_id)]],
       ["site", [plain(siteName(a.site_id)), " ", h("code", { translate: "no" }, a.site_id)]],
-      ["source", [valueLabel("source", a.source_kind), " ", h("code", { translate: "no" }, a.source_id)]],
+      ["source", [valueLabel("source", a.source_kind), " ", h("code", { translate: "no" }, a.source_id), a.source_kind === "camera" ? [" ", liveButton(a.source_id)] : null]],
       ["severity_tier", `${valueLabel("severity", a.severity)} / ${a.tier}`],
       ["detector", plain(a.detector)],
       ["first_seen", `${time(a.first_seen)} (${fmtAge(a.first_seen)})`],
@@ -274,11 +276,12 @@ export async function mount(container, ctx) {
   function renderEvidence() {
     const ev = alert.evidence ?? {};
     const sha = ev.snapshot_sha256 ?? ev.frame_sha256;
-    const other = Object.entries(ev).filter(([k]) => k !== "snapshot_sha256" && k !== "frame_sha256");
+    const other = Object.entries(ev).filter(([k]) => k !== "snapshot_sha256" && k !== "frame_sha256" && k !== "clip_sha256");
     fill(
       evidence,
       h("h2", null, t("detail.evidence")),
       sha ? image(sha, t("detail.snapshot"), "evidence-image") : h("p", { class: "muted" }, t("detail.no_snapshot")),
+      clipVideo(alertId, ev, ctx.signal),
       other.length
         ? h("dl", { class: "fields" }, other.map(([k, v]) => [h("dt", null, tOr(`evidence.${k}`, k)), h("dd", null, evidenceValue(v))]))
         : null,

@@ -7,6 +7,7 @@ import { lang, t } from "./i18n.js";
 import { enterpriseName, siteName } from "./names.js";
 import { prepareUpload } from "./photos.js";
 import { subscribe } from "./live.js";
+import { clipVideo } from "./clip.js";
 
 const OPEN = ["open", "notified", "acknowledged", "rectification_submitted", "rejected", "escalated"];
 const CAN_ACKNOWLEDGE = ["open", "notified", "escalated"];
@@ -278,6 +279,7 @@ async function mountAlert(container, ctx, alertId) {
       evidence,
       h("h2", null, t("detail.evidence")),
       sha ? image(sha, t("detail.snapshot"), "evidence-image") : h("p", { class: "muted" }, t("detail.no_snapshot")),
+      clipVideo(alertId, a.evidence, ctx.signal),
     );
     fill(
       history,

@@ -6,6 +6,7 @@ import { fill, h, plain } from "./dom.js";
 import { t } from "./i18n.js";
 import { enterpriseName } from "./names.js";
 import { subscribe } from "./live.js";
+import { liveButton } from "./camview.js";
 
 const MAX_PAGES = 10;
 
@@ -34,6 +35,7 @@ function sources(kind, items, idKey) {
               plain(i[idKey]),
               i.profile ? h("span", { class: "muted", translate: "no" }, ` (${i.profile})`) : null,
               i.enabled === false ? h("span", { class: "muted" }, t("sites.disabled")) : i.online ? "" : h("span", { class: "offline" }, t("sites.offline")),
+              kind === "cameras" && i.enabled !== false ? [" ", liveButton(i[idKey])] : null,
             ),
           ),
         )
