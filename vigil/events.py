@@ -9,6 +9,7 @@ Times are integer milliseconds since the Unix epoch, UTC.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import time
@@ -265,6 +266,18 @@ def _metrics(obj: Json) -> dict[str, float]:
     return metrics
 
 
+def _no_wide_integers(metrics: Json, raw: bytes) -> None:
+    """orjson reads a JSON integer beyond 64 bits as a rounded float. Where a metric is a float that
+    large, the record is read again exactly (Python's json, rare and so cheap overall) and such an
+    integer is refused rather than silently altered; a float literal that large is kept."""
+    if not any(isinstance(v, float) and abs(v) >= 2.0**63 for v in metrics.values()):
+        return
+    exact = json.loads(raw).get("metrics", {})
+    for name, value in exact.items():
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            raise InvalidMessage("bad_metric", f"metric {show(name)} is an integer beyond 64 bits")
+
+
 def _envelope(obj: Json) -> tuple[str, str, str, str, int, int]:
     return (
         _id(obj, "enterprise_id"),
@@ -314,6 +327,10 @@ def _compiled_telemetry(raw: bytes) -> Telemetry | None:
     latest = time.time_ns() // 1_000_000 + MAX_FUTURE_MS
     if w.v != SCHEMA_VERSION or w.type != "telemetry" or w.ts > latest or w.received_at > latest:
         return None
+    # An integer beyond int64 misses `_WireInt` and lands in the float arm, rounded; a float that
+    # large may have been such an integer, so the checked path (which keeps it exact) judges it.
+    if any(isinstance(v, float) and abs(v) >= 2.0**63 for v in w.metrics.values()):
+        return None
     return Telemetry(w.enterprise_id, w.device_id, w.site_id, w.profile, w.ts, w.metrics, w.received_at)
 
 
@@ -325,7 +342,9 @@ def decode_device_message(raw: bytes) -> DeviceMessage:
     kind = obj.get("type")
     ent, dev, site, profile, ts, received = _envelope(obj)
     if kind == "telemetry":
-        return Telemetry(ent, dev, site, profile, ts, _metrics(obj), received)
+        values = _metrics(obj)
+        _no_wide_integers(values, raw)
+        return Telemetry(ent, dev, site, profile, ts, values, received)
     if kind == "event":
         return DeviceEvent(ent, dev, site, profile, ts, _str(obj, "event"), _dict(obj, "data"), received)
     if kind == "status":
