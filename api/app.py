@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.authenticator = authenticator
+    app.state.content_security_policy = dashboard.content_security_policy(settings.map_tile_url)
     app.state.auth_limiter = FailedAuthLimiter(settings.api_auth_failures_per_minute)
     # Snapshots are files on a volume shared with the detectors; without one, none are served.
     app.state.evidence = EvidenceStore(settings.evidence_dir) if settings.evidence_dir else None

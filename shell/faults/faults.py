@@ -95,6 +95,14 @@ async def mqtt_restart(cluster: Cluster, duration_s: float) -> None:
     await cluster.start_mqtt()
 
 
+async def kafka_restart(cluster: Cluster, duration_s: float) -> None:
+    # The broker process dies (SIGKILL) and comes back on the same port and the same S3 storage:
+    # what it had acknowledged must still be there, and every client must find its way back.
+    await cluster.kill_kafka()
+    await asyncio.sleep(duration_s)
+    await cluster.start_kafka()
+
+
 def fault_list(services: Sequence[str], *, quick: bool) -> list[Fault]:
     # Short outages in CI (each still spans several readings and excursions), longer in the bench.
     kill_down_s, outage_s = (1.0, 5.0) if quick else (3.0, 15.0)
@@ -104,6 +112,7 @@ def fault_list(services: Sequence[str], *, quick: bool) -> list[Fault]:
         Fault("database outage", database_outage, outage_s),
         Fault("MQTT broker restart", mqtt_restart, outage_s),
         Fault("Kafka unreachable", kafka_unreachable, outage_s),
+        Fault("Kafka broker restart", kafka_restart, outage_s),
     ]
 
 

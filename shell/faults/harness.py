@@ -26,7 +26,15 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from shell.faults.proxy import DatabaseProxy, TcpProxy
-from shell.infra import ChildProcess, Infrastructure, die_with_parent, free_port, start_kafka, start_mqtt
+from shell.infra import (
+    ChildProcess,
+    Infrastructure,
+    die_with_parent,
+    free_port,
+    start_kafka,
+    start_mqtt,
+    start_s3,
+)
 from vigil.db import make_pool, migrate
 from vigil.kafka import ensure_topics
 from vigil.settings import Settings
@@ -127,6 +135,9 @@ class Cluster:
         self._extra_env = extra_env or {}
         self._infra: Infrastructure | None = None
         self._kafka: ChildProcess | None = None
+        self._kafka_port = 0
+        self._s3: ChildProcess | None = None
+        self._s3_endpoint = ""
         self._mqtt: ChildProcess | None = None
         self.mqtt_port = 0
         self.kafka_proxy: TcpProxy | None = None
@@ -141,12 +152,13 @@ class Cluster:
     async def start(self) -> None:
         # Kafka listens on one port and advertises the proxy's: every client, after bootstrap,
         # connects to the address in the metadata, so only an advertised proxy sees all traffic.
-        kafka_port = free_port()
-        self.kafka_proxy = TcpProxy(("127.0.0.1", kafka_port))
-        proxy_port = await self.kafka_proxy.start()
-        self._kafka, self.kafka_bootstrap = await asyncio.to_thread(
-            start_kafka, self.workdir, kafka_port, advertised_port=proxy_port
-        )
+        self._kafka_port = free_port()
+        self.kafka_proxy = TcpProxy(("127.0.0.1", self._kafka_port))
+        await self.kafka_proxy.start()
+        # The broker keeps its topics in a local S3 server of its own process, so that it can be
+        # killed and started again without losing them (the "Kafka broker restart" fault).
+        self._s3, self._s3_endpoint = await asyncio.to_thread(start_s3, self.workdir)
+        await self.start_kafka()
         await self.start_mqtt()
         self._infra = Infrastructure(
             Settings(mode="demo", kafka_bootstrap=self.kafka_bootstrap, mqtt_url=self.mqtt_url)
@@ -190,6 +202,23 @@ class Cluster:
             start_mqtt, self.workdir / "mqtt", self.mqtt_port, persistent=True
         )
 
+    async def start_kafka(self) -> None:
+        """(Re)start the broker on the same port and the same S3 storage."""
+        assert self.kafka_proxy is not None
+        self._kafka, self.kafka_bootstrap = await asyncio.to_thread(
+            start_kafka,
+            self.workdir,
+            self._kafka_port,
+            advertised_port=self.kafka_proxy.port,
+            s3_endpoint=self._s3_endpoint,
+        )
+
+    async def kill_kafka(self) -> None:
+        """SIGKILL the broker: no chance to flush anything it had not already written to S3."""
+        assert self._kafka is not None
+        self._kafka.proc.kill()
+        await asyncio.to_thread(self._kafka.stop)
+
     async def stop_mqtt(self) -> None:
         assert self._mqtt is not None
         await asyncio.to_thread(self._mqtt.stop)  # SIGTERM: Mosquitto saves its sessions first
@@ -209,7 +238,7 @@ class Cluster:
         for proxy in (self.kafka_proxy, self.db_proxy):
             if proxy is not None:
                 await proxy.stop()
-        for part in (self._mqtt, self._kafka):
+        for part in (self._mqtt, self._kafka, self._s3):
             if part is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(part.stop)

@@ -106,3 +106,12 @@ async def test_revalidation_answers_304(client: httpx.AsyncClient) -> None:
     again = await client.get("/dashboard/assets/app.css", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""
     assert first.headers["cache-control"] == "no-cache"
+
+
+def test_a_bureau_tile_server_is_the_one_outside_image_source_the_policy_allows() -> None:
+    policy = dashboard.content_security_policy("https://tiles.bureau.example:8443/{z}/{x}/{y}.png")
+    assert "img-src 'self' blob: https://tiles.bureau.example:8443;" in policy
+    assert "https://tiles" not in policy.replace("img-src 'self' blob: https://tiles.bureau.example:8443", "")
+    # A same-origin tile path needs nothing more, and no tile server means none is allowed.
+    assert dashboard.content_security_policy("/tiles/{z}/{x}/{y}.png") == dashboard.CONTENT_SECURITY_POLICY
+    assert dashboard.content_security_policy(None) == dashboard.CONTENT_SECURITY_POLICY

@@ -1,6 +1,7 @@
 """The fault suite, CI-sized: real service processes on real brokers and database; kill -9 of the
 telemetry detector and of the alerts service, a database outage, an MQTT broker restart, Kafka
-unreachable, and a 10x burst. Each must lose nothing and repeat nothing.
+unreachable, the Kafka broker killed and restarted on its S3 storage, and a 10x burst. Each must
+lose nothing and repeat nothing.
 
 One suite run (about three minutes on two cores) feeds every test below.
 """
@@ -23,6 +24,7 @@ FAULTS = (
     "database outage",
     "MQTT broker restart",
     "Kafka unreachable",
+    "Kafka broker restart",
 )
 # Bound on the growth of all service processes' RSS during the burst: the bounded queues (ingest's
 # 10,000 messages of well under 1 KiB, the consumers' 1 MiB per partition prefetch) allow tens of
