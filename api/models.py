@@ -25,7 +25,10 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class AlertPublic(BaseModel):
+class AlertFacts(BaseModel):
+    """What every view of an alert shows: the finding and its place in the rectification loop.
+    The operators' view (AlertPublic) adds the bureau's handling; the enterprise's does not."""
+
     alert_id: str
     code: str
     # None only for a code since removed from the catalogue: old alerts must still list.
@@ -65,6 +68,9 @@ class AlertPublic(BaseModel):
     disposition: Literal["warning", "penalty", "corrected", "false_alarm"] | None = Field(
         description="how a closed or dismissed alert ended"
     )
+
+
+class AlertPublic(AlertFacts):
     assignee: str | None = Field(description="the staff member handling it")
     assigned_slot: Literal["A", "B", "C"] | None = Field(description="A primary, B backup, C specialist")
     difficult: bool
@@ -128,43 +134,7 @@ class AlertDetail(AlertPublic):
 # the audit trail with its internal notes and staff names.
 
 
-class EnterpriseAlert(BaseModel):
-    alert_id: str
-    code: str
-    name_en: str | None = Field(description="English name from the violation catalogue")
-    name_zh: str | None = Field(description="Chinese name from the violation catalogue")
-    enterprise_id: str
-    site_id: str
-    source_kind: SourceKind
-    source_id: str
-    status: AlertStatus
-    severity: str = Field(description="info, minor, major or critical")
-    tier: int = Field(ge=1, le=3, description="1 = instant warning, 2 = rectify by deadline, 3 = routine")
-    summary: str = Field(
-        description="the detector's English engineering text, for logs; people read summary_zh/summary_en"
-    )
-    summary_zh: str = Field(
-        description="the summary for people in Chinese, rendered from the code's template and evidence.params"
-    )
-    summary_en: str = Field(description="the same summary in English")
-    evidence: dict[str, Any]
-    detector: str
-    window_start: datetime
-    first_seen: datetime
-    last_seen: datetime
-    cleared_at: datetime | None = Field(description="when the condition itself ended")
-    occurrences: int
-    deadline: datetime
-    created_at: datetime
-    updated_at: datetime
-    leniency: Literal["first_offence", "repeat", "not_eligible"] = Field(
-        description="first offence (a warning if corrected in time), repeat, or not on the leniency list"
-    )
-    penalty_case: bool = Field(description="flagged for a penalty case (a repeat, or a missed deadline)")
-    prior_alert_id: str | None = Field(description="the earlier offence that makes this one a repeat")
-    disposition: Literal["warning", "penalty", "corrected", "false_alarm"] | None = Field(
-        description="how a closed or dismissed alert ended"
-    )
+class EnterpriseAlert(AlertFacts):
     notified_at: datetime | None
     acknowledged_at: datetime | None
     rectified_at: datetime | None = Field(description="when the latest rectification was submitted")
