@@ -1,5 +1,5 @@
 """The bureau's set-up commands: `vigil migrate`, `vigil devices register`, `vigil cameras
-register`, `vigil staff …`, `vigil sites handlers|locate …`, `vigil enterprises webhook …`,
+register`, `vigil staff …`, `vigil sites handlers|locate|hours …`, `vigil enterprises webhook …`,
 `vigil keys …` (who handles what, where a site is, where notices go, who may call the API). Each
 command migrates first; the staff, sites, keys and enterprises commands run in one transaction.
 Also `vigil retention [--dry-run]` (ingest/retention.py), which runs its own short transactions."""
@@ -95,6 +95,14 @@ def add_parsers(sub: Any) -> None:
     locate.add_argument("--lat", type=float, help="latitude, -90 to 90 (e.g. 31.205)")
     locate.add_argument("--lon", type=float, help="longitude, -180 to 180 (e.g. 121.428)")
     locate.add_argument("--clear", action="store_true", help="take the site off the map")
+    # Opening hours: outside them a person on a site camera is an after-hours finding.
+    hours = sitesub.add_parser("hours", help="set a site's opening hours (HH:MM, the bureau's time zone)")
+    hours.add_argument("site_id")
+    hours.add_argument("--open", dest="opens", metavar="HH:MM", help="opening time, e.g. 08:30")
+    hours.add_argument(
+        "--close", dest="closes", metavar="HH:MM", help="closing time (before --open: overnight)"
+    )
+    hours.add_argument("--clear", action="store_true", help="no hours: never judged closed")
 
     keys = sub.add_parser("keys", help="API keys (stored hashed; the key is printed once)")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
@@ -168,6 +176,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"{key_id}  {role:<10} {ent_id:<20} {name}{'  (revoked)' if revoked else ''}")
         elif args.command == "sites" and args.sites_command == "locate":
             await _locate_site(conn, args)
+        elif args.command == "sites" and args.sites_command == "hours":
+            await _site_hours(conn, args, settings.timezone)
         elif args.command == "sites":
             given = {slot.upper(): getattr(args, slot) for slot in "abc" if getattr(args, slot) is not None}
             if not given:
@@ -194,6 +204,16 @@ async def _locate_site(conn: AsyncConnection[Any], args: argparse.Namespace) -> 
     await set_site_location(conn, args.site_id, args.lat, args.lon)
     where = "off the map" if args.clear else f"at {args.lat:g}, {args.lon:g}"
     print(f"site {args.site_id}: {where}")
+
+
+async def _site_hours(conn: AsyncConnection[Any], args: argparse.Namespace, timezone: str) -> None:
+    from vigil.registry import set_site_hours
+
+    if args.clear == (args.opens is not None or args.closes is not None):
+        raise VigilError("give --open and --close, or --clear")
+    await set_site_hours(conn, args.site_id, args.opens, args.closes)
+    when = "no opening hours" if args.clear else f"open {args.opens} to {args.closes} ({timezone})"
+    print(f"site {args.site_id}: {when}")
 
 
 async def _retention(settings: Settings, database_url: str, *, dry_run: bool) -> int:

@@ -263,3 +263,54 @@ async def publish_profiles(conn: AsyncConnection[Any], catalogue: ProfileCatalog
 async def published_profiles(conn: AsyncConnection[Any]) -> ProfileCatalogue:
     cur = await conn.execute("SELECT profile, attribute_kinds FROM device_profiles")
     return {str(name): dict(kinds) for name, kinds in await cur.fetchall()}
+
+
+# --- when a site is open (after-hours findings, issue 23.3) -------------------------------------
+@dataclass(frozen=True, slots=True)
+class SiteHours:
+    """A site's opening hours as local "HH:MM" in the bureau's zone (Settings.timezone); both None
+    when none are registered. `closes` before `opens` spans midnight."""
+
+    site_id: str
+    opens: str | None
+    closes: str | None
+
+
+def check_hours(opens: str | None, closes: str | None) -> None:
+    """Raise InvalidRequest unless both are None or both are distinct HH:MM times of day."""
+    if (opens is None) != (closes is None):
+        raise InvalidRequest("give both the opening and the closing time, or neither")
+    if opens is None or closes is None:
+        return
+    for label, value in (("opening", opens), ("closing", closes)):
+        if not _HHMM.match(value):
+            raise InvalidRequest(f"the {label} time must be HH:MM such as 08:30, got {value!r}")
+    if opens == closes:
+        # Either "never open" or "open all day": say which by leaving the hours out.
+        raise InvalidRequest("the opening and closing times are equal; leave them out for no hours")
+
+
+class SiteHoursRegistry(CachedTable[SiteHours]):
+    """The opening hours of every site (also those without any, so that a lookup of such a site
+    is a hit, not a reload)."""
+
+    table = "sites"
+
+    async def _fetch(self, conn: AsyncConnection[Any]) -> dict[str, SiteHours]:
+        cur = await conn.execute(
+            "SELECT site_id, to_char(opens_at, 'HH24:MI'), to_char(closes_at, 'HH24:MI') FROM sites"
+        )
+        return {r[0]: SiteHours(r[0], r[1], r[2]) for r in await cur.fetchall()}
+
+
+async def set_site_hours(
+    conn: AsyncConnection[Any], site_id: str, opens: str | None, closes: str | None
+) -> None:
+    """Set a registered site's opening hours (None and None: none). NotFound for an unknown site."""
+    check_hours(opens, closes)
+    cur = await conn.execute(
+        "UPDATE sites SET opens_at = %s::time, closes_at = %s::time WHERE site_id = %s",
+        (opens, closes, site_id),
+    )
+    if cur.rowcount == 0:
+        raise NotFound(f"site {site_id} is not registered")

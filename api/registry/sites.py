@@ -47,6 +47,8 @@ District = Annotated[
 DistrictQuery = Annotated[str | None, Query(min_length=1, max_length=100, pattern=TEXT_REGEX)]
 # WGS-84 degrees for the dashboard's site map; NaN and infinities are refused like any other
 # out-of-range value (422), so no marker is ever drawn off the globe.
+# Local time of day in the bureau's zone (Settings.timezone); closes before opens spans midnight.
+TimeOfDay = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$"), Field(examples=["08:30"])]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, description="degrees, -90 to 90")]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, description="degrees, -180 to 180")]
 
@@ -70,6 +72,8 @@ class Site(BaseModel):
     district: str | None
     latitude: float | None = Field(description="null: not placed on the map yet")
     longitude: float | None
+    opens_at: str | None = Field(default=None, description="HH:MM in the bureau's zone; null: no hours")
+    closes_at: str | None = Field(default=None, description="HH:MM; before opens_at: open over midnight")
     created_at: datetime
     handlers: Handlers
 
@@ -82,11 +86,18 @@ class SiteBody(BaseModel):
     # Both or neither: a PUT replaces the whole record, so leaving them out takes the site off the map.
     latitude: Latitude | None = None
     longitude: Longitude | None = None
+    # Both or neither, like the position: leaving them out of a PUT clears the hours.
+    opens_at: TimeOfDay | None = None
+    closes_at: TimeOfDay | None = None
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> SiteBody:
         if (self.latitude is None) != (self.longitude is None):
             raise ValueError("give both latitude and longitude, or neither")
+        if (self.opens_at is None) != (self.closes_at is None):
+            raise ValueError("give both opens_at and closes_at, or neither")
+        if self.opens_at is not None and self.opens_at == self.closes_at:
+            raise ValueError("opens_at and closes_at are equal; leave both out for no hours")
         return self
 
 
@@ -130,7 +141,8 @@ class SiteStatus(BaseModel):
 
 
 _SITES = sql.SQL(
-    "SELECT s.site_id, s.enterprise_id, s.name, s.district, s.latitude, s.longitude, s.created_at,"
+    "SELECT s.site_id, s.enterprise_id, s.name, s.district, s.latitude, s.longitude,"
+    " to_char(s.opens_at, 'HH24:MI') AS opens_at, to_char(s.closes_at, 'HH24:MI') AS closes_at, s.created_at,"
     " COALESCE((SELECT jsonb_object_agg(h.slot, jsonb_build_object("
     "'staff_id', st.staff_id, 'name', st.name, 'away', st.away))"
     " FROM site_handlers h JOIN staff st ON st.staff_id = h.staff_id WHERE h.site_id = s.site_id),"
@@ -288,12 +300,23 @@ async def put_site(
         if existing is not None and existing[0] != body.enterprise_id:
             await _check_site_movable(conn, site_id, existing[0])
         await conn.execute(
-            "INSERT INTO sites (site_id, enterprise_id, name, district, latitude, longitude)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
+            "INSERT INTO sites"
+            " (site_id, enterprise_id, name, district, latitude, longitude, opens_at, closes_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s::time, %s::time)"
             " ON CONFLICT (site_id) DO UPDATE SET enterprise_id = EXCLUDED.enterprise_id,"
             " name = EXCLUDED.name, district = EXCLUDED.district,"
-            " latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude",
-            (site_id, body.enterprise_id, body.name, body.district, body.latitude, body.longitude),
+            " latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude,"
+            " opens_at = EXCLUDED.opens_at, closes_at = EXCLUDED.closes_at",
+            (
+                site_id,
+                body.enterprise_id,
+                body.name,
+                body.district,
+                body.latitude,
+                body.longitude,
+                body.opens_at,
+                body.closes_at,
+            ),
         )
         row = await fetch_one(conn, _SITES, "s.site_id", site_id)
     assert row is not None

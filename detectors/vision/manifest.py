@@ -9,6 +9,9 @@ file = "sim-markers.onnx"          # the ONNX file, relative to this manifest
 type = "yolo"                      # the backend plugin (see detectors.vision.backends)
 layout = "v8"                      # "v8" (also YOLOv11): (B, 4+nc, N), no objectness
                                    # "v5": (B, N, 5+nc) with objectness; "auto": told by shape
+                                   # "yolox": (B, N, 5+nc), boxes relative to stride 8/16/32 grids
+channel_order = "rgb"              # "rgb" or "bgr"; default "bgr" for yolox, else "rgb"
+pixel_range = "0..1"               # "0..1" or "0..255"; default "0..255" for yolox, else "0..1"
 input_size = [320, 320]            # width, height of the letterboxed input
 classes = ["without_mask", "cigarette", "rat"]
 score_threshold = 0.35             # candidates below are dropped before NMS
@@ -19,6 +22,7 @@ description = "..."
 [violations.without_mask]          # class name -> violation code and the score it needs
 code = "KITCHEN_NO_MASK"
 min_score = 0.5
+when = "always"                    # or "closed": only while the camera's site is closed
 ```
 
 Classes without a `[violations.*]` table are detected but raise nothing (a model may find
@@ -54,8 +58,13 @@ from vigil.catalogue import catalogue
 from vigil.config_errors import explain, key_path
 from vigil.errors import ConfigurationError, show
 
-Layout = Literal["v8", "v5", "auto"]
+Layout = Literal["v8", "v5", "yolox", "auto"]
 LAYOUTS: tuple[Layout, ...] = get_args(Layout)
+ChannelOrder = Literal["rgb", "bgr"]
+PixelRange = Literal["0..1", "0..255"]
+When = Literal["always", "closed"]
+# YOLOX heads predict on three grids; its anchor points are every cell of each, stride 8 first.
+YOLOX_STRIDES = (8, 16, 32)
 
 # Defaults follow the Ultralytics export conventions, so a manifest for a stock model stays short.
 _DEFAULT_SCORE = 0.25
@@ -70,6 +79,9 @@ class ClassViolation:
 
     code: str
     min_score: float
+    # "closed": the finding only counts while the camera's site is outside its opening hours (a
+    # person in the kitchen is normal at noon and a finding at 3 a.m.).
+    when: When = "always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,14 @@ class ModelManifest:
     max_detections: int
     description: str
     violations: Mapping[str, ClassViolation]  # read-only, class name -> rule
+    # What the input tensor holds: Ultralytics exports want RGB 0..1, YOLOX exports raw BGR 0..255.
+    channel_order: ChannelOrder = "rgb"
+    pixel_range: PixelRange = "0..1"
+
+
+def yolox_anchor_points(width: int, height: int) -> int:
+    """How many candidates a YOLOX head emits for an input of this size (one per grid cell)."""
+    return sum((width // s) * (height // s) for s in YOLOX_STRIDES)
 
 
 def default_models_dir() -> Path:
@@ -187,6 +207,8 @@ class _ManifestTable(_Table):
     file: Text  # relative to the manifest
     type: Text
     layout: Layout = "auto"
+    channel_order: ChannelOrder | None = None  # None: by layout (see _ManifestTable defaults)
+    pixel_range: PixelRange | None = None
     input_size: Annotated[tuple[int, int], PlainValidator(_size)]  # width, height
     classes: Annotated[list[Text], Field(min_length=1)]
     score_threshold: Fraction = _DEFAULT_SCORE
@@ -211,6 +233,7 @@ class _ViolationTable(_Table):
 
     code: Annotated[str, AfterValidator(_catalogued)]
     min_score: Fraction = Field(_DEFAULT_MIN_SCORE, validate_default=True)
+    when: When = "always"
 
     @field_validator("min_score")
     @classmethod
@@ -243,8 +266,9 @@ def _parse(source: Path, raw: Mapping[str, object]) -> ModelManifest:
             rule = _ViolationTable.model_validate(rule_raw, context=table.score_threshold)
         except ValidationError as exc:
             raise ConfigurationError(explain(exc, _ViolationTable, where, at=at)) from None
-        rules[class_name] = ClassViolation(code=rule.code, min_score=rule.min_score)
+        rules[class_name] = ClassViolation(code=rule.code, min_score=rule.min_score, when=rule.when)
 
+    yolox = table.layout == "yolox"
     return ModelManifest(
         name=table.name,
         path=model_path,
@@ -258,6 +282,9 @@ def _parse(source: Path, raw: Mapping[str, object]) -> ModelManifest:
         max_detections=table.max_detections,
         description=table.description,
         violations=MappingProxyType(rules),
+        # The conventions of each family's exporter, so a stock export needs neither key.
+        channel_order=table.channel_order or ("bgr" if yolox else "rgb"),
+        pixel_range=table.pixel_range or ("0..255" if yolox else "0..1"),
     )
 
 
@@ -300,11 +327,16 @@ def _check_graph(manifest: ModelManifest) -> None:
         raise ConfigurationError(f"{where}: output must be 3-D (batch, ..., ...) got shape {out}")
     v8_ok = out[1] in (None, 4 + nc)
     v5_ok = out[2] in (None, 5 + nc)
-    fits = {"v8": v8_ok, "v5": v5_ok, "auto": v8_ok or v5_ok}[manifest.layout]
+    # A YOLOX head has exactly one candidate per grid cell: a count that differs means another
+    # input size or other strides, and the grid decoding would put every box in the wrong place.
+    points = yolox_anchor_points(width, height)
+    yolox_ok = v5_ok and out[1] in (None, points)
+    fits = {"v8": v8_ok, "v5": v5_ok, "yolox": yolox_ok, "auto": v8_ok or v5_ok}[manifest.layout]
     if not fits:
         expected = {
             "v8": f"(batch, {4 + nc}, N)",
             "v5": f"(batch, N, {5 + nc})",
+            "yolox": f"(batch, {points}, {5 + nc})",
             "auto": f"(batch, {4 + nc}, N) or (batch, N, {5 + nc})",
         }[manifest.layout]
         raise ConfigurationError(

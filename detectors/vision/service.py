@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -28,6 +29,7 @@ from detectors.vision.confirm import CameraConfirmer, Confirmed, Hit, in_zones
 from detectors.vision.detections import Detections
 from detectors.vision.jpeg import decode_for_model
 from detectors.vision.manifest import ModelManifest, find_manifest, load_manifest
+from detectors.vision.schedule import is_closed
 from vigil import metrics, topics
 from vigil.cameras import Camera, CameraRegistry
 from vigil.catalogue import catalogue
@@ -36,6 +38,7 @@ from vigil.events import Violation, encode, violation_id
 from vigil.evidence import EvidenceStore, evidence_store
 from vigil.frames import FrameMeta, decode_frame_meta
 from vigil.kafka import now_ms
+from vigil.registry import SiteHoursRegistry
 from vigil.settings import Settings
 from vigil.worker import KafkaWorker, Record
 
@@ -104,6 +107,10 @@ class VisionDetector(KafkaWorker):
         super().__init__(settings)
         self.manifest = manifest or load_manifest(find_manifest(settings.vision_model))
         self.cameras = CameraRegistry(self._pool)
+        # Opening hours, for the codes whose manifest rule says `when = "closed"`.
+        self.sites = SiteHoursRegistry(self._pool)
+        self._zone = ZoneInfo(settings.timezone)
+        self._closed_only = frozenset(v.code for v in self.manifest.violations.values() if v.when == "closed")
         self.evidence: EvidenceStore = evidence_store(settings)
         self.stats = VisionStats()
         self._backend: DetectorBackend | None = None
@@ -140,6 +147,8 @@ class VisionDetector(KafkaWorker):
             max_batch=s.vision_max_batch,
         )
         await self.cameras.load()
+        if self._closed_only:
+            await self.sites.load()
         log.info("vision detector ready: model %s, %d cameras", self.manifest.name, len(self.cameras.all()))
 
     async def _stop(self) -> None:
@@ -167,6 +176,8 @@ class VisionDetector(KafkaWorker):
                 pending.append(await self.dead_letter(record, exc.reason, exc.detail))
                 continue
             camera = await self.cameras.lookup(meta.camera_id)
+            if camera is not None and self._closed_only:
+                await self.sites.lookup(camera.site_id)  # keeps the hours fresh; read in _confirm
             if camera is None or camera.enterprise_id != meta.enterprise_id:
                 self.stats.invalid += 1
                 _INVALID.inc()
@@ -181,7 +192,9 @@ class VisionDetector(KafkaWorker):
         # confirmed (confirmation thread). The model and OpenCV release the GIL, so the stages
         # overlap and the model is rarely left waiting for input or for its own post-processing.
         loop = asyncio.get_running_loop()
-        batch = self._settings.vision_max_batch
+        # The backend's batch, not the setting: a model exported with a fixed batch (YOLOX-Nano's
+        # is 1) takes exactly that many images per run.
+        batch = self.backend.batch_size
         chunks = [frames[i : i + batch] for i in range(0, len(frames), batch)]
         ahead: asyncio.Future[_Prepared] | None = None
         confirming: asyncio.Future[list[Violation]] | None = None
@@ -290,6 +303,8 @@ class VisionDetector(KafkaWorker):
                 code = self._codes[int(index)]
                 mine = detections.filter(counts & (code_index == index))
                 mine = mine.filter(in_zones(mine, camera.zones, code, *size))
+                if code in self._closed_only and not self._closed(camera, frame.meta.ts):
+                    continue  # normal while the site is open: a frame without the finding
                 if len(mine):
                     hits[code] = Hit(frame.meta.ts, float(mine.confidence.max()), mine, frame.jpeg)
         confirmer = self._confirmers.get(camera.camera_id)
@@ -344,9 +359,20 @@ class VisionDetector(KafkaWorker):
                     "score": round(best.score, 3),
                     "hits": confirmed.hits,
                     "frames": self._settings.vision_confirm_n,
+                    **self._hours_params(camera, confirmed.code),
                 },
             },
         )
+
+    def _closed(self, camera: Camera, ts: int) -> bool:
+        return is_closed(self.sites.get(camera.site_id), ts, self._zone)
+
+    def _hours_params(self, camera: Camera, code: str) -> dict[str, str]:
+        """The opening hours an after-hours finding was judged by, for its summary."""
+        hours = self.sites.get(camera.site_id)
+        if code not in self._closed_only or hours is None or hours.opens is None or hours.closes is None:
+            return {}
+        return {"opens": hours.opens, "closes": hours.closes}
 
 
 def percentile(samples: Sequence[int], q: float) -> float:

@@ -1,14 +1,18 @@
 """YOLO-family detectors exported to ONNX, run with onnxruntime.
 
-Covers the two output layouts in the wild:
+Covers the three output layouts in the wild:
 
 - "v8" (YOLOv8, YOLOv11 and most recent exports): (B, 4+nc, N), rows cx, cy, w, h in input
   pixels then the class scores, already sigmoid'ed, no objectness;
 - "v5" (YOLOv5, v7): (B, N, 5+nc), cx, cy, w, h, objectness, class scores; the candidate's
   score is objectness x class score.
+- "yolox" (Megvii YOLOX exported without `--decode_in_inference`): (B, N, 5+nc) like v5, but
+  x, y, w, h are relative to one anchor point per cell of the stride 8, 16 and 32 grids:
+  xy = (out_xy + cell) * stride, wh = exp(out_wh) * stride.
 
-Pre-processing is the Ultralytics letterbox (aspect kept, centred, grey 114 padding, RGB, 0..1),
-so a model exported with default settings sees what it was trained on. Post-processing is
+Pre-processing is the letterbox (aspect kept, centred, grey 114 padding) with the manifest's
+channel order and pixel range: RGB 0..1 for Ultralytics exports, BGR 0..255 for YOLOX, so a model
+exported with default settings sees what it was trained on. Post-processing is
 vectorised per batch; the only per-image step is the class-wise NMS call.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Literal
 
 import cv2
@@ -24,7 +29,7 @@ import onnxruntime as ort
 
 from detectors.vision.backends.base import DetectorBackend, PreparedBatch, register_backend
 from detectors.vision.detections import Detections
-from detectors.vision.manifest import Layout, ModelManifest
+from detectors.vision.manifest import YOLOX_STRIDES, Layout, ModelManifest, yolox_anchor_points
 from vigil.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -33,12 +38,16 @@ PAD_VALUE = 114  # the Ultralytics letterbox grey: what the models were trained 
 # Candidates handed to NMS at most, best first (the Ultralytics `max_nms`): bounds the NMS cost
 # when a bad frame or an untrained model lights up every anchor.
 MAX_NMS_CANDIDATES = 30_000
+# exp() of a raw YOLOX size above this is a box thousands of strides wide: garbage from an untrained
+# or mismatched head, clipped so it neither overflows nor warns.
+_MAX_LOG_SIZE = 10.0
 # Double buffering: one batch can be prepared while the previous one is still being inferred.
 _BUFFERS = 2
 
 
-def resolve_layout(shape: tuple[int, ...], num_classes: int, layout: Layout) -> Literal["v8", "v5"]:
-    """The layout of a raw output (B, A, C); "auto" prefers v8 when both would fit."""
+def resolve_layout(shape: tuple[int, ...], num_classes: int, layout: Layout) -> Literal["v8", "v5", "yolox"]:
+    """The layout of a raw output (B, A, C); "auto" prefers v8 when both would fit (a YOLOX
+    output looks like v5 and is never guessed: its boxes need the grids)."""
     if len(shape) != 3:
         raise ValueError(f"YOLO output must be 3-D, got shape {shape}")
     v8 = shape[1] == 4 + num_classes
@@ -46,12 +55,35 @@ def resolve_layout(shape: tuple[int, ...], num_classes: int, layout: Layout) -> 
     if layout == "auto":
         if v8 or v5:
             return "v8" if v8 else "v5"
-    elif (layout == "v8" and v8) or (layout == "v5" and v5):
+    elif (layout == "v8" and v8) or (layout in ("v5", "yolox") and v5):
         return layout
     raise ValueError(
         f"output shape {shape} does not fit layout {layout!r} with {num_classes} classes "
-        f"(v8 wants (B, {4 + num_classes}, N), v5 wants (B, N, {5 + num_classes}))"
+        f"(v8 wants (B, {4 + num_classes}, N), v5 and yolox want (B, N, {5 + num_classes}))"
     )
+
+
+@lru_cache(maxsize=8)
+def yolox_grids(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each YOLOX anchor point's cell (N, 2: column, row) and stride (N, 1), in the head's order:
+    stride 8 first, row-major within a grid. Cached: a detector uses one input size."""
+    cells, strides = [], []
+    for stride in YOLOX_STRIDES:
+        cols, rows = np.meshgrid(np.arange(width // stride), np.arange(height // stride))
+        cells.append(np.stack((cols, rows), axis=-1).reshape(-1, 2))
+        strides.append(np.full((cols.size, 1), stride))
+    grid, stride_col = np.concatenate(cells).astype(np.float32), np.concatenate(strides).astype(np.float32)
+    grid.setflags(write=False)
+    stride_col.setflags(write=False)
+    return grid, stride_col
+
+
+def decode_yolox_boxes(raw: np.ndarray, idx: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Raw YOLOX x, y, w, h (K, 4) of anchor points `idx` -> cx, cy, w, h in input pixels."""
+    grid, stride = yolox_grids(width, height)
+    xy = (raw[:, 0:2] + grid[idx]) * stride[idx]
+    wh = np.exp(np.minimum(raw[:, 2:4], _MAX_LOG_SIZE)) * stride[idx]
+    return np.concatenate((xy, wh), axis=1)
 
 
 def decode_yolo(
@@ -63,10 +95,21 @@ def decode_yolo(
     score_threshold: float,
     iou_threshold: float,
     max_detections: int,
+    input_size: tuple[int, int] | None = None,
 ) -> list[Detections]:
-    """Raw YOLO output -> one `Detections` per real image, in original-image pixels."""
+    """Raw YOLO output -> one `Detections` per real image, in original-image pixels.
+    `input_size` (width, height) is required by the "yolox" layout, whose grids depend on it."""
     pred = np.asarray(output, dtype=np.float32)
     kind = resolve_layout(pred.shape, num_classes, layout)
+    if kind == "yolox":
+        if input_size is None:
+            raise ValueError("the yolox layout needs the model's input_size to build its grids")
+        points = yolox_anchor_points(*input_size)
+        if pred.shape[1] != points:
+            raise ValueError(
+                f"output shape {pred.shape} does not fit a YOLOX head on a {input_size[0]}x"
+                f"{input_size[1]} input: expected {points} anchor points (strides {YOLOX_STRIDES})"
+            )
     pred = pred[: prepared.count]
     if kind == "v8":
         pred = pred.transpose(0, 2, 1)  # (n, N, 4+nc): one row per candidate, like v5
@@ -87,6 +130,9 @@ def decode_yolo(
             idx = idx[np.argpartition(-confidence[i, idx], MAX_NMS_CANDIDATES)[:MAX_NMS_CANDIDATES]]
         conf, cls = confidence[i, idx], class_id[i, idx]
         cxcywh = pred[i, idx, :4]
+        if kind == "yolox" and input_size is not None:
+            # Only the candidates that passed: a few dozen rows, not the whole head.
+            cxcywh = decode_yolox_boxes(cxcywh, idx, *input_size)
         wh = np.maximum(cxcywh[:, 2:4], 0.0)  # garbage sizes from an untrained head: empty boxes
         xywh = np.concatenate((cxcywh[:, 0:2] - wh / 2, wh), axis=1)
         # OpenCV's class-wise NMS (boxes of different classes never suppress each other). Its score
@@ -142,6 +188,8 @@ class YoloOnnxBackend(DetectorBackend):
         self._next_buffer = 0
         # Letterboxing happens in uint8 HWC (what cv2.resize writes), converted in one pass.
         self._canvas = np.full((self._rows, height, width, 3), PAD_VALUE, dtype=np.uint8)
+        self._bgr = manifest.channel_order == "bgr"
+        self._pixel_factor = np.float32(1 / 255 if manifest.pixel_range == "0..1" else 1)
         self._warm_up()
 
     @property
@@ -221,11 +269,12 @@ class YoloOnnxBackend(DetectorBackend):
             canvas[top + nh :] = PAD_VALUE
             canvas[top : top + nh, :left] = PAD_VALUE
             canvas[top : top + nh, left + nw :] = PAD_VALUE
-            # BGR HWC uint8 -> RGB CHW float 0..1 into the preallocated buffer: split into contiguous
+            # BGR HWC uint8 -> CHW float into the preallocated buffer: split into contiguous
             # planes, then one contiguous multiply per plane. Same values as a strided transpose of
             # the whole batch, in three quarters of the time (0.34 vs 0.46 ms for a 384x384 frame).
-            for channel, plane in enumerate(reversed(cv2.split(canvas))):
-                np.multiply(plane, np.float32(1 / 255), out=buffer[i, channel])
+            planes = cv2.split(canvas)
+            for channel, plane in enumerate(planes if self._bgr else reversed(planes)):
+                np.multiply(plane, self._pixel_factor, out=buffer[i, channel])
             scale[i] = (nw / w, nh / h)
             pad[i] = (left, top)
             sizes[i] = (w, h)
@@ -249,6 +298,7 @@ class YoloOnnxBackend(DetectorBackend):
             score_threshold=m.score_threshold,
             iou_threshold=m.iou_threshold,
             max_detections=m.max_detections,
+            input_size=m.input_size,
         )
 
     def close(self) -> None:

@@ -95,11 +95,11 @@ def test_optional_fields_have_defaults(write: Writer) -> None:
     [
         (
             {'description = "test"': 'colour = "red"'},
-            r"unknown keys \['colour'\] for a model manifest; expected some of classes,",
+            r"unknown keys \['colour'\] for a model manifest; expected some of channel_order, classes,",
         ),
         ({'name = "kitchen"\n': ""}, "name: missing"),
         ({'file = "kitchen.onnx"': 'file = "nope.onnx"'}, "file: .*nope.onnx does not exist"),
-        ({'layout = "v8"': 'layout = "v9"'}, "layout: expected 'v8', 'v5' or 'auto', got 'v9'"),
+        ({'layout = "v8"': 'layout = "v9"'}, "layout: expected 'v8', 'v5', 'yolox' or 'auto', got 'v9'"),
         (
             {"input_size = [320, 256]": "input_size = [320]"},
             r"input_size: expected \[width, height\], two positive integers, got \[320\]",
