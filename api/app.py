@@ -30,6 +30,8 @@ from api import (
     keys,
     live,
     openapi,
+    public,
+    public_admin,
     registry,
     stats,
     stream,
@@ -128,6 +130,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(exports.make_router(settings))
     app.include_router(documents.make_router(settings))
     app.include_router(ui.make_router(settings))
+    # The public kitchen window: publishing (scoped like the live view) and the no-login page.
+    app.include_router(public_admin.make_router(settings))
+    app.include_router(public.make_router(settings))
     # Reads and checks the district file now: a bad one stops the start-up, naming the file.
     app.include_router(site_map.make_router(settings))
 

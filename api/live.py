@@ -125,6 +125,12 @@ class LiveViewer:
 
     async def frames_of(self, allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
         """Multipart parts, one per frame, until the credential no longer holds."""
+        async for ts, jpeg in self.jpegs(allowed):
+            yield mjpeg_part(jpeg, ts)
+
+    async def jpegs(self, allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[tuple[int, bytes]]:
+        """(timestamp ms, JPEG) of each frame, renewing the lease, until `allowed` says no. Public
+        too: the public kitchen window (api/public.py) reads a camera through the same lease."""
         assert self._consumer is not None
         last_ts, renewed, checked = 0, time.monotonic(), time.monotonic()
         while True:
@@ -146,7 +152,7 @@ class LiveViewer:
                         continue
                     last_ts = ts
                     self.frames += 1
-                    yield _part(record.value, ts)
+                    yield ts, record.value
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -165,7 +171,8 @@ def _ts(headers: object) -> int:
     return 0
 
 
-def _part(jpeg: bytes, ts: int) -> bytes:
+def mjpeg_part(jpeg: bytes, ts: int) -> bytes:
+    """One part of the multipart/x-mixed-replace body (BOUNDARY)."""
     head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
     head += f"X-Timestamp: {ts}\r\n\r\n"
     return head.encode() + jpeg + b"\r\n"

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # Refused credentials per client address per minute before it is answered 429 (api/throttle.py):
     # a person who mistypes a key a few times is never held up; a script guessing keys is.
     api_auth_failures_per_minute: int = Field(default=20, ge=1)
+    # The public kitchen window (api/public.py): requests per client address per minute (page loads
+    # and stream opens; beyond, 429), and public viewer streams open at once on one API process
+    # (each costs a connection and a wait; the frames are made once per camera, not per viewer).
+    public_window_requests_per_minute: int = Field(default=30, ge=1)
+    public_window_max_viewers: int = Field(default=200, ge=1)
     # Password accounts (vigil/accounts.py). After this many wrong passwords in a row an account is
     # locked for account_lockout_s, doubled with each further failure up to account_lockout_max_s,
     # whatever address the guesses come from; a right password resets the count.
