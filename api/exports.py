@@ -43,6 +43,7 @@ from api.tabular import (
     csv_stream,
     xlsx_stream,
 )
+from vigil import i18n
 from vigil.catalogue import catalogue
 from vigil.i18n import Language, text
 from vigil.settings import Settings
@@ -117,6 +118,12 @@ class _Labels:
     def __call__(self, key: str, **params: object) -> str:
         return text(key, self.language, "exports", **params)
 
+    def value(self, group: str, raw: object) -> str:
+        """The label of a stored value (a status, a severity …), or the value itself where the
+        catalogue has none: a row written by an older or newer version still exports."""
+        key = f"{group}.{raw}"
+        return self(key) if key in i18n.catalogue(self.language, "exports") else str(raw)
+
     def local(self, value: datetime | None) -> datetime | None:
         return None if value is None else value.astimezone(self.zone).replace(tzinfo=None)
 
@@ -142,9 +149,9 @@ def _alert_row(row: dict[str, Any], names: _Names, labels: _Labels) -> list[Cell
         row["alert_id"],
         labels.code(row["code"]),
         row["code"],
-        labels(f"tier.{row['tier']}"),
-        labels(f"severity.{row['severity']}"),
-        labels(f"status.{row['status']}"),
+        labels.value("tier", row["tier"]),
+        labels.value("severity", row["severity"]),
+        labels.value("status", row["status"]),
         names.enterprises.get(row["enterprise_id"], row["enterprise_id"]),
         site_name,
         labels.district(district),
@@ -152,8 +159,8 @@ def _alert_row(row: dict[str, Any], names: _Names, labels: _Labels) -> list[Cell
         labels.local(row["created_at"]),
         labels.local(row["deadline"]),
         labels.local(row["closed_at"]),
-        labels(f"leniency.{row['leniency']}"),
-        labels(f"disposition.{row['disposition']}") if row["disposition"] else None,
+        labels.value("leniency", row["leniency"]),
+        labels.value("disposition", row["disposition"]) if row["disposition"] else None,
         labels("yes") if row["penalty_case"] else labels("no"),
     ]
 

@@ -272,7 +272,9 @@ async def test_webhook_that_never_recovers_goes_dead_without_holding_up_another(
 
             await wait_until(bad_dead, timeout=15)
             await asyncio.sleep(1)  # long enough for a (wrong) further try to arrive
-            assert notifier.stats.dead == 2
+            # At least these two (the shared outbox may hold other tests' undeliverable rows); that
+            # exactly this test's two went dead, after exactly three tries each, is checked below.
+            assert notifier.stats.dead >= 2
     finally:
         hanging.close()
         healthy.close()

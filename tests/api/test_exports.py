@@ -222,3 +222,18 @@ async def test_a_large_export_streams_in_bounded_memory(api_settings: Settings, 
     assert csv_size > 5 * 2**20
     for fmt, grown in growth.items():
         assert grown < 4 * 2**20, f"{fmt} export grew traced memory by {grown / 2**20:.1f} MiB"
+
+
+async def test_a_value_the_catalogue_does_not_name_exports_as_itself(
+    client: httpx.AsyncClient, seeded: Seeder, pool: AsyncConnectionPool[Any]
+) -> None:
+    """A row written by another version (a severity this one does not know) must not break the
+    stream half-way: it exports with the stored value."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE alerts SET severity = 'surprising' WHERE alert_id = %s", (f"a-{seeded.uid}-01",)
+        )
+    rows = csv_rows(await client.get("/api/v1/alerts.csv", params={"site_id": seeded.site}))
+    by_id = {r[0]: r for r in rows[1:]}
+    assert by_id[f"a-{seeded.uid}-01"][4] == "surprising"
+    assert by_id[f"a-{seeded.uid}-02"][4] != "minor"  # a known severity is still labelled

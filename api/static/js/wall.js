@@ -230,7 +230,7 @@ export async function mount(container, ctx) {
         "div",
         { class: "badges" },
         tierBadge(a.tier),
-        a.severity ? h("span", { class: `badge sev-${a.severity}` }, valueLabel("severity", a.severity)) : null,
+        a.severity ? severityBadge(a.severity) : null,
         a.tier === 1 && unacked ? h("span", { class: "badge tier-1 new", "data-testid": "needs-ack" }, t("wall.new")) : null,
       ),
       h("div", { class: "title" }, h("a", { href: alertHref(a.alert_id) }, alertName(a)), " ", statusChip(a.status)),
@@ -352,4 +352,12 @@ export async function mount(container, ctx) {
   }
 
   await loadAll();
+}
+
+/** A severity the catalogue names, else the stored value itself, marked as data (not our words). */
+function severityBadge(severity) {
+  const label = valueLabel("severity", severity);
+  const attrs = { class: `badge sev-${severity}` };
+  if (label === String(severity)) attrs.translate = "no";
+  return h("span", attrs, label);
 }
