@@ -29,6 +29,7 @@ from ingest.storage import write_rows
 from tests.browser.conftest import ARTIFACTS, Pages
 from tests.browser.running import Running, jpeg, publish
 from tests.lifecycle import open_alert, submit, violation
+from vigil.cameras import register_camera
 from vigil.events import Violation, violation_id
 
 pytestmark = pytest.mark.integration
@@ -136,6 +137,11 @@ async def test_every_page_in_chinese_on_the_wall_and_on_phones(
 ) -> None:
     await _chinese_names(pool, vigil)
     site = vigil.site
+    # A camera id as long as ids may be, with no place to break: it must wrap, not widen the page.
+    await register_camera(
+        pool, enterprise_id=site.enterprise_id, site_id=site.site_id, camera_id="cam-" + "x" * 60,
+        source="push", sample_fps=1.0, zones=[], enabled=True,
+    )  # fmt: skip
     snapshot = vigil.evidence.put(jpeg((40, 40, 160), "RAT"))
     now = datetime.now(UTC).replace(microsecond=0)
     rat = dataclasses.replace(
