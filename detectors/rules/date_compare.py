@@ -19,6 +19,9 @@ class DateCompareRule(Rule):
     """Point violations: `active` only (the filling happened; nothing clears it)."""
 
     __slots__ = ("event", "field", "key", "op")
+    # A point violation from one event, its id fixed by device, key and day: a late filling is
+    # judged as it would have been in order, and judging it twice is absorbed by the alert store.
+    ORDER_FREE = True
 
     def __init__(self, spec: DateCompareSpec, resolve: Resolver) -> None:
         super().__init__(spec.code, spec.severity)

@@ -136,6 +136,9 @@ class RuleEngine:
         ts = message.ts
         if ts < dev.last_ts:
             self.stats.late += 1
+            if kind is DeviceEvent:
+                assert isinstance(message, DeviceEvent)
+                self._late_event(dev, message)
             return out
         if dev.next_due is not None and dev.next_due <= ts:
             self._fire(dev, ts)  # timers that ran out by this message, as a tick would have fired them
@@ -176,6 +179,13 @@ class RuleEngine:
         dev.attrs, dev.program = attrs, program
         dev.enterprise_id, dev.site_id = msg.enterprise_id, msg.site_id
         return dev
+
+    def _late_event(self, dev: DeviceState, msg: DeviceEvent) -> None:
+        """A late event reaches only the rules that judge each event on its own (ORDER_FREE), with a
+        fresh state: the device's current episodes, judged in order, are left as they are."""
+        for rule, _ in dev.program.on_event.get(msg.event, ()):
+            if rule.ORDER_FREE:
+                rule.on_event(self, dev, RuleState(), msg)
 
     def _event(self, dev: DeviceState, msg: DeviceEvent, ts: int) -> None:
         name = msg.event

@@ -5,7 +5,7 @@ and the small formatting helpers of summaries."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.rules.expr import Limit, limits_of
 from detectors.rules.profiles import Profile
@@ -40,6 +40,9 @@ class Rule:
     happens then, and what an event does to them."""
 
     __slots__ = ("code", "name_en", "severity")
+    # Whether an event may be judged on its own, whatever came before or after it on the device's
+    # clock: then a late one (older than the device's newest) is judged too, not ignored.
+    ORDER_FREE: ClassVar[bool] = False
 
     def __init__(self, code: str, severity: Severity) -> None:
         self.code = code

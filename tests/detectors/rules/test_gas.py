@@ -47,6 +47,21 @@ def test_one_violation_per_cylinder_and_day():
     ]
 
 
+def test_a_late_filling_is_judged_and_leaves_the_days_episodes_alone():
+    """A filling that arrives after a newer message (a buffered backlog) is still a filling: the
+    order-free date rule judges it; the rules that depend on order do not see it."""
+    rig = Rig("gas_filling")
+    fill(rig, 3_600, "CYL-1", "2024-01-01")  # the newest message of the day so far
+    [late] = fill(rig, 60, "CYL-2", "2024-01-01")  # stamped earlier, arriving later
+    assert late.violation_id == violation_id("device", "d1", f"{OVERDUE}/CYL-2", DAY_START)
+    assert rig.engine.stats.late == 1
+    # The day's own dedupe still holds: CYL-1 again the same day is not a second violation.
+    assert fill(rig, 3_700, "CYL-1", "2024-01-01") == []
+    # A late copy of what was already judged gives the same id, which the alert store absorbs.
+    [again] = fill(rig, 120, "CYL-2", "2024-01-01")
+    assert again.violation_id == late.violation_id
+
+
 def test_the_date_is_the_site_local_date():
     # 14 h after T0: 2025-11-13 16:13 UTC, but already 2025-11-14 00:13 in Shanghai.
     rig = Rig("gas_filling")
