@@ -120,14 +120,19 @@ async def test_the_map_page_draws_every_site_on_the_districts_offline(
     await check_page(page, "map page")
 
     # Zoomed out, nearby sites are grouped: the clusters' counts still add up to every site.
+    # Other tests' sites may already have the map at its widest: zoom out only while Leaflet can.
+    zoom_out, zoomed = page.get_by_role("button", name="缩小"), 0
     for _ in range(4):
-        await page.get_by_role("button", name="缩小").click()
+        if await zoom_out.get_attribute("aria-disabled") == "true":
+            break
+        await zoom_out.click()
+        zoomed += 1
         await page.wait_for_timeout(300)
     zoomed_out = await _settled(page, "[data-testid=site-map]", expected)
     assert zoomed_out["clustered"] >= 2, zoomed_out
     assert "tier-1" in zoomed_out["tiers"], zoomed_out  # a cluster takes its most urgent site's colour
     await page.screenshot(path=str(ARTIFACTS / "map-page-clustered.png"))
-    for _ in range(4):
+    for _ in range(zoomed):  # back to where the map started
         await page.get_by_role("button", name="放大").click()
         await page.wait_for_timeout(300)
     await _settled(page, "[data-testid=site-map]", expected)
