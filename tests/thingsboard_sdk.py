@@ -23,8 +23,6 @@ error.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -34,10 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from shell.infra import build_lock, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,6 @@ class SdkUnavailable(Exception):
     """pip could not get the SDK (the tests that need it are skipped)."""
 
 
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "vigil"
-
-
 def _python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
@@ -86,20 +81,6 @@ def _ready(venv: Path) -> bool:
     except (OSError, ValueError):
         return False
     return bool(info.get("requirements") == list(REQUIREMENTS) and _python(venv).exists())
-
-
-@contextlib.contextmanager
-def _locked(path: Path, say: Callable[[str], None]) -> Iterator[None]:
-    with path.open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            say("another process is building the ThingsBoard SDK venv; waiting for it")
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _run(args: list[str], what: str) -> str:
@@ -123,7 +104,7 @@ def ensure_sdk_venv(*, say: Callable[[str], None] = log.info) -> Path:
     if _ready(final):
         return _python(final)
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / f"{name}.lock", say):
+    with build_lock(root / f"{name}.lock", "the ThingsBoard SDK venv", say):
         if _ready(final):  # built by whoever held the lock before us
             return _python(final)
         if final.exists():  # from other requirements, or its base interpreter is gone
