@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import socket
 import threading
@@ -48,7 +47,7 @@ from vigil.db import make_pool
 from vigil.errors import InfrastructureUnavailable, InvalidMessage, UnknownSource
 from vigil.events import encode
 from vigil.kafka import DeadLetterSink, ensure_topics, make_producer, now_ms
-from vigil.keys import device_for_token
+from vigil.keys import credential_digest, device_for_token
 from vigil.registry import Device, DeviceRegistry
 from vigil.service import Service
 from vigil.settings import Settings
@@ -371,7 +370,7 @@ class MqttKafkaBridge(Service):
 
     async def _token_device(self, token: str) -> Device | None:
         """The registered device of a live access token, or None; cached for TOKEN_CACHE_S."""
-        digest = hashlib.sha256(token.encode()).digest()
+        digest = credential_digest(token)
         cached = self._tokens.get(digest)
         if cached is not None and time.monotonic() - cached[0] < TOKEN_CACHE_S:
             return cached[1]

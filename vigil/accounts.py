@@ -17,7 +17,6 @@ names the person; an enterprise account belongs to one enterprise and sees only 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from psycopg import AsyncConnection
 
 from vigil.errors import InvalidRequest, NotFound
-from vigil.keys import ROLES, TOKEN_PREFIX, Role
+from vigil.keys import ROLES, TOKEN_PREFIX, Role, credential_digest
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
 _TOKEN = re.compile(r"^vt_[A-Za-z0-9_-]{43}$")
@@ -198,7 +197,7 @@ async def set_password(
     )
     if await cur.fetchone() is None:
         raise NotFound(f"account {username} not found")
-    keep = _sha256(keep_token) if keep_token else b""
+    keep = credential_digest(keep_token) if keep_token else b""
     await conn.execute(
         "DELETE FROM account_sessions WHERE username = %s AND token_sha256 <> %s", (username, keep)
     )
@@ -269,10 +268,6 @@ async def record_success(conn: AsyncConnection[Any], username: str, new_hash: st
 # --- sessions -------------------------------------------------------------------------------------
 
 
-def _sha256(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
-
-
 async def open_session(conn: AsyncConnection[Any], username: str, ttl: timedelta) -> tuple[str, datetime]:
     """A `vt_…` session token for the account, valid for `ttl`; expired ones are swept on the way."""
     await conn.execute("DELETE FROM account_sessions WHERE expires_at < now() - interval '1 day'")
@@ -280,7 +275,7 @@ async def open_session(conn: AsyncConnection[Any], username: str, ttl: timedelta
     cur = await conn.execute(
         "INSERT INTO account_sessions (token_sha256, username, expires_at) VALUES (%s, %s, now() + %s)"
         " RETURNING expires_at",
-        (_sha256(token), username, ttl),
+        (credential_digest(token), username, ttl),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -297,7 +292,7 @@ async def identify_session(conn: AsyncConnection[Any], token: str) -> Account | 
         "SELECT a.username, COALESCE(s.name, a.display_name), a.role, a.staff_id, a.enterprise_id"
         " FROM account_sessions t JOIN accounts a USING (username) LEFT JOIN staff s USING (staff_id)"
         " WHERE t.token_sha256 = %s AND t.expires_at > now() AND a.disabled_at IS NULL",
-        (_sha256(token),),
+        (credential_digest(token),),
     )
     row = await cur.fetchone()
     return Account(*row) if row is not None else None
@@ -308,6 +303,6 @@ async def end_session(conn: AsyncConnection[Any], token: str) -> bool:
     if _TOKEN.match(token) is None:
         return False
     cur = await conn.execute(
-        "DELETE FROM account_sessions WHERE token_sha256 = %s RETURNING 1", (_sha256(token),)
+        "DELETE FROM account_sessions WHERE token_sha256 = %s RETURNING 1", (credential_digest(token),)
     )
     return await cur.fetchone() is not None

@@ -40,7 +40,8 @@ class KeyIdentity:
     session: bool = False  # presented as a session token rather than as the key itself
 
 
-def _sha256(value: str) -> bytes:
+def credential_digest(value: str) -> bytes:
+    """What a credential (key, session, token) is stored and looked up as: its SHA-256."""
     return hashlib.sha256(value.encode()).digest()
 
 
@@ -64,7 +65,7 @@ async def create_key(
     await conn.execute(
         "INSERT INTO api_keys (key_id, secret_sha256, name, role, enterprise_id, created_by)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
-        (key_id, _sha256(key), name, role, enterprise_id, created_by),
+        (key_id, credential_digest(key), name, role, enterprise_id, created_by),
     )
     return key_id, key
 
@@ -88,7 +89,7 @@ async def identify(conn: AsyncConnection[Any], credential: str) -> KeyIdentity |
             (_LAST_USED_RESOLUTION, match.group(1)),
         )
         row = await cur.fetchone()
-        if row is None or not hmac.compare_digest(bytes(row[4]), _sha256(credential)):
+        if row is None or not hmac.compare_digest(bytes(row[4]), credential_digest(credential)):
             return None
         if row[5] is not False:  # NULL (never used) or older than the resolution
             await conn.execute("UPDATE api_keys SET last_used_at = now() WHERE key_id = %s", (row[0],))
@@ -98,7 +99,7 @@ async def identify(conn: AsyncConnection[Any], credential: str) -> KeyIdentity |
             "SELECT k.key_id, k.name, k.role, k.enterprise_id"
             " FROM api_tokens t JOIN api_keys k USING (key_id)"
             " WHERE t.token_sha256 = %s AND t.expires_at > now() AND k.revoked_at IS NULL",
-            (_sha256(credential),),
+            (credential_digest(credential),),
         )
         row = await cur.fetchone()
         return KeyIdentity(row[0], row[1], row[2], row[3], session=True) if row is not None else None
@@ -109,7 +110,9 @@ async def end_session(conn: AsyncConnection[Any], token: str) -> bool:
     """End a browser session now (sign-out) rather than at its expiry; False if it was not live."""
     if _TOKEN.match(token) is None:
         return False
-    cur = await conn.execute("DELETE FROM api_tokens WHERE token_sha256 = %s RETURNING 1", (_sha256(token),))
+    cur = await conn.execute(
+        "DELETE FROM api_tokens WHERE token_sha256 = %s RETURNING 1", (credential_digest(token),)
+    )
     return await cur.fetchone() is not None
 
 
@@ -120,7 +123,7 @@ async def open_session(conn: AsyncConnection[Any], key_id: str, ttl: timedelta) 
     cur = await conn.execute(
         "INSERT INTO api_tokens (token_sha256, key_id, expires_at) VALUES (%s, %s, now() + %s)"
         " RETURNING expires_at",
-        (_sha256(token), key_id, ttl),
+        (credential_digest(token), key_id, ttl),
     )
     row = await cur.fetchone()
     assert row is not None
@@ -156,7 +159,7 @@ async def issue_device_token(
     token = secrets.token_urlsafe(32)
     await conn.execute(
         "INSERT INTO device_tokens (token_id, device_id, token_sha256, created_by) VALUES (%s, %s, %s, %s)",
-        (token_id, device_id, _sha256(token), created_by),
+        (token_id, device_id, credential_digest(token), created_by),
     )
     return token_id, token
 
@@ -179,7 +182,7 @@ async def device_for_token(conn: AsyncConnection[Any], token: str) -> DeviceToke
         return None
     cur = await conn.execute(
         "SELECT token_id, device_id FROM device_tokens WHERE token_sha256 = %s AND revoked_at IS NULL",
-        (_sha256(token),),
+        (credential_digest(token),),
     )
     row = await cur.fetchone()
     return DeviceToken(row[0], row[1]) if row is not None else None
@@ -229,7 +232,7 @@ async def issue_push_token(
     await conn.execute(
         "INSERT INTO camera_push_tokens (token_id, enterprise_id, name, cameras, token_sha256, created_by)"
         " VALUES (%s, %s, %s, %s, %s, %s)",
-        (token_id, enterprise_id, name, wanted, _sha256(token), created_by),
+        (token_id, enterprise_id, name, wanted, credential_digest(token), created_by),
     )
     return token_id, token
 
@@ -240,7 +243,7 @@ async def rotate_push_token(conn: AsyncConnection[Any], token_id: str) -> str:
     cur = await conn.execute(
         "UPDATE camera_push_tokens SET token_sha256 = %s, rotated_at = now()"
         " WHERE token_id = %s AND revoked_at IS NULL RETURNING 1",
-        (_sha256(token), token_id),
+        (credential_digest(token), token_id),
     )
     if await cur.fetchone() is None:
         raise NotFound(f"no live push token {token_id}")
@@ -267,6 +270,6 @@ async def push_grant(conn: AsyncConnection[Any], token: str) -> PushGrant | None
         (match.group(1),),
     )
     row = await cur.fetchone()
-    if row is None or not hmac.compare_digest(bytes(row[3]), _sha256(token)):
+    if row is None or not hmac.compare_digest(bytes(row[3]), credential_digest(token)):
         return None
     return PushGrant(row[0], row[1], frozenset(row[2]))
