@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
@@ -128,6 +128,33 @@ def make_consumer(
         # Bounded prefetch: the consumer never holds more than this many bytes per partition.
         max_partition_fetch_bytes=1024 * 1024,
     )
+
+
+async def start_tail(bootstrap: str, topic: str, *, client_id: str) -> AIOKafkaConsumer:
+    """A started consumer without a group, on every partition of `topic` at its end, positions
+    resolved before it returns: everything published after this call is read, nothing before.
+    For topics every instance must read whole (camera ingest's clip requests and live leases)."""
+    consumer = AIOKafkaConsumer(
+        **client_security(),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        client_id=client_id,
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # refreshes the metadata, so the partitions are known
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_end(*assigned)
+        for tp in assigned:
+            await consumer.position(tp)
+    except BaseException:
+        await consumer.stop()
+        raise
+    return consumer
 
 
 async def ensure_topics(bootstrap: str, *, timeout_s: float = 30.0) -> None:

@@ -26,14 +26,13 @@ import cv2
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import TopicPartition
 
 from ingest.camera.channel import CameraChannel
 from vigil import metrics, topics
 from vigil.errors import InvalidMessage
 from vigil.events import ClipReady, ClipRequest, Json, decode_clip_request, encode
 from vigil.evidence import EvidenceStore
-from vigil.kafka import client_security, now_ms
+from vigil.kafka import now_ms, start_tail
 
 log = logging.getLogger(__name__)
 
@@ -162,23 +161,9 @@ class ClipMaker:
     async def start(self) -> None:
         """Assign every partition of the request topic at its end, before returning: a request
         published after start() is seen."""
-        consumer = AIOKafkaConsumer(
-            **client_security(),
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            client_id="camera-ingest-clips",
+        self._consumer = await start_tail(
+            self._bootstrap, topics.CLIP_REQUESTS, client_id="camera-ingest-clips"
         )
-        await consumer.start()
-        self._consumer = consumer
-        await consumer.topics()  # refreshes the metadata, so the partitions are known
-        partitions = consumer.partitions_for_topic(topics.CLIP_REQUESTS) or set()
-        assigned = [TopicPartition(topics.CLIP_REQUESTS, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        await consumer.seek_to_end(*assigned)
-        for tp in assigned:
-            await consumer.position(tp)
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -17,13 +17,12 @@ from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import TopicPartition
 
 from ingest.camera.channel import CameraChannel
 from vigil import metrics, topics
 from vigil.errors import InvalidMessage
 from vigil.events import decode_live_watch
-from vigil.kafka import client_security, now_ms
+from vigil.kafka import now_ms, start_tail
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +55,7 @@ class LiveFeeds:
 
     async def start(self) -> None:
         """Assign every partition of the watch topic at its end before returning."""
-        consumer = AIOKafkaConsumer(
-            **client_security(),
-            bootstrap_servers=self._bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            client_id="camera-ingest-live",
-        )
-        await consumer.start()
-        self._consumer = consumer
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topics.LIVE_WATCH) or set()
-        assigned = [TopicPartition(topics.LIVE_WATCH, p) for p in sorted(partitions)]
-        consumer.assign(assigned)
-        await consumer.seek_to_end(*assigned)
-        for tp in assigned:
-            await consumer.position(tp)
+        self._consumer = await start_tail(self._bootstrap, topics.LIVE_WATCH, client_id="camera-ingest-live")
 
     async def stop(self) -> None:
         if self._consumer is not None:
