@@ -37,6 +37,9 @@ from api.auth import AUTH_ERRORS, Authenticated, still_valid
 from api.deps import ACQUIRE_TIMEOUT_S, Pool
 from api.models import ErrorBody
 from api.params import ID_PATTERN
+
+# The alert stream's bound on how long a revoked key or ended session keeps receiving, for frames too.
+from api.stream import CREDENTIAL_CHECK_S
 from vigil import metrics
 from vigil.events import LiveWatch, encode
 from vigil.kafka import client_security, now_ms
@@ -50,8 +53,6 @@ router = APIRouter(prefix="/api/v1/cameras", tags=["cameras"])
 # frames stop, and a viewer that vanished without a word (network cut) costs at most 10 s of frames.
 LEASE_MS = 10_000
 LEASE_RENEW_S = 3.0
-# As api/stream.py: how long a revoked key or ended session keeps receiving frames, at most.
-CREDENTIAL_CHECK_S = 2.0
 # One fetch waits this long for a frame, which bounds how late a renewal or a check can be.
 POLL_MS = 500
 # Reaching Kafka must not keep a viewer waiting longer.

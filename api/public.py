@@ -13,7 +13,7 @@ starts a feed (a live-view lease, api/live.py, so frames flow from whichever cam
 camera), which keeps one frame a second, reduces it to 640x360 and blurs every face
 (vigil/face_blur.py) on a worker thread; every viewer of the camera is sent that frame. A frame
 whose faces could not be checked is never sent (fail closed). The feed re-reads the camera's
-publication every CHECK_S (live.CREDENTIAL_CHECK_S): unpublished, or the site's link revoked or
+publication every CREDENTIAL_CHECK_S (2 s, as the live view): unpublished, or the site's link revoked or
 replaced, and every viewer's stream ends within seconds; the last viewer gone, the feed and its
 lease end. No alert, finding or enterprise datum is on the page: the site's name and the camera
 count only.
