@@ -95,7 +95,9 @@ async def check_page(page: Page, what: str) -> None:
     english = english_words(texts)
     assert not english, f"{what}: English UI text: {english}"
     width = await page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
-    assert width[0] <= width[1], f"{what}: {width[0]} px wide in a {width[1]} px window"
+    assert width[0] <= width[1], (
+        f"{what}: {width[0]} px wide in a {width[1]} px window; too wide: {await _too_wide(page)}"
+    )
 
 
 async def _sign_in(page: Page, url: str, key: str) -> None:
@@ -375,4 +377,17 @@ async def test_the_english_switch_works_and_is_remembered(vigil: Running, pages:
 
 async def check_overflow_only(page: Page) -> None:
     width = await page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
-    assert width[0] <= width[1], width
+    assert width[0] <= width[1], f"{width}; too wide: {await _too_wide(page)}"
+
+
+# The innermost elements that reach past the window's right edge: what to fix when a page is too wide.
+_TOO_WIDE = """() => [...document.querySelectorAll('body *')]
+  .filter((e) => e.getBoundingClientRect().right > innerWidth + 1)
+  .filter((e) => ![...e.children].some((c) => c.getBoundingClientRect().right > innerWidth + 1))
+  .slice(0, 5)
+  .map((e) => `${e.tagName.toLowerCase()}.${e.className}[${e.dataset.testid || ''}]`
+    + ` ${Math.round(e.getBoundingClientRect().right)}px: ${(e.textContent || '').slice(0, 60)}`)"""
+
+
+async def _too_wide(page: Page) -> list[str]:
+    return list(await page.evaluate(_TOO_WIDE))
