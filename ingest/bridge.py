@@ -187,7 +187,10 @@ class MqttKafkaBridge(Service):
         await self._pool.open(wait=True)
         await self._registry.load()
         self._producer = make_producer(
-            bootstrap, idempotent=self._settings.kafka_idempotent_producer, client_id=self.name
+            bootstrap,
+            idempotent=self._settings.kafka_idempotent_producer,
+            client_id=self.name,
+            request_timeout_ms=self._settings.kafka_request_timeout_ms,
         )
         await self._producer.start()
         self._deadletter = DeadLetterSink(self._producer, service=self.name)

@@ -89,9 +89,12 @@ def client_security(settings: Settings | None = None) -> dict[str, Any]:
     return options
 
 
-def make_producer(bootstrap: str, *, idempotent: bool = False, client_id: str = "vigil") -> AIOKafkaProducer:
+def make_producer(
+    bootstrap: str, *, idempotent: bool = False, client_id: str = "vigil", request_timeout_ms: int = 40_000
+) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **client_security(),
+        request_timeout_ms=request_timeout_ms,
         bootstrap_servers=bootstrap,
         client_id=client_id,
         acks="all",

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
 
     # The embedded Kafka (Tansu) cannot do idempotent producers through aiokafka.
     kafka_idempotent_producer: bool = False
+    # How long a produce request waits for the broker before aiokafka retries it; ingest's stop
+    # waits at most this long for a batch it must not abandon (abandoned, it could land after the
+    # readings were redelivered, twice). aiokafka's own default.
+    kafka_request_timeout_ms: int = Field(default=40_000, ge=1_000, le=300_000)
     # A real cluster's TLS and SASL (vigil/kafka.py `client_security`): SSL or SASL_SSL encrypt, with
     # the cluster's CA (unset: the system's trust store) and, for mutual TLS, this client's
     # certificate and key; SASL_* authenticate with the mechanism, user and password below.

@@ -140,14 +140,16 @@ async def test_every_page_in_chinese_on_the_wall_and_on_phones(
     await _chinese_names(pool, vigil)
     site = vigil.site
     # A camera id as long as ids may be, with no place to break: it must wrap, not widen the page.
+    long_camera = "cam-" + "x" * 60
     await register_camera(
-        pool, enterprise_id=site.enterprise_id, site_id=site.site_id, camera_id="cam-" + "x" * 60,
+        pool, enterprise_id=site.enterprise_id, site_id=site.site_id, camera_id=long_camera,
         source="push", sample_fps=1.0, zones=[], enabled=True,
     )  # fmt: skip
     snapshot = vigil.evidence.put(jpeg((40, 40, 160), "RAT"))
     now = datetime.now(UTC).replace(microsecond=0)
+    # Its alert card shows that id too (on the wall, in the alert, in a notice).
     rat = dataclasses.replace(
-        violation(site, "KITCHEN_RODENT", source="cam-a", at=now - timedelta(minutes=3)),
+        violation(site, "KITCHEN_RODENT", source=long_camera, at=now - timedelta(minutes=3)),
         evidence={"snapshot_sha256": snapshot, "score": 0.93},
     )
     await open_alert(pool, rat)
@@ -168,6 +170,11 @@ async def test_every_page_in_chinese_on_the_wall_and_on_phones(
         evidence={"metric": "temperature", "value": -9.5, "min_c": None, "max_c": -18.0},
     )  # fmt: skip
     await open_alert(pool, cold)
+    # Whatever a client names its device (here 240 characters with no place to break), the card
+    # wraps it: the wall at 1920 px and a phone at 360 px stay as wide as the window.
+    await open_alert(
+        pool, violation(site, "KITCHEN_SMOKING", source="dev-" + "0" * 240, at=now - timedelta(minutes=4))
+    )
     readings = [
         (device, site.enterprise_id, now - timedelta(seconds=10 * i), metric, value)
         for i in range(60)

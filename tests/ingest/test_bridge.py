@@ -233,10 +233,12 @@ async def test_a_message_not_yet_on_kafka_is_redelivered_after_a_crash(
 ) -> None:
     """Ingest stops while Kafka is cut and a reading is still on its way: the reading was never
     acknowledged to MQTT, so the broker redelivers it to the next ingest on the same session, and
-    it arrives exactly once. (The stop waits out the producer's request timeout, ~30 s: a stop
-    bounded sooner let the abandoned batch reach Kafka after the cut and doubled the reading.)"""
+    it arrives exactly once. (The stop waits out the producer's request timeout, shortened here to
+    5 s: a stop bounded sooner let the abandoned batch reach Kafka after the cut and doubled it.)"""
     bootstrap, proxy = proxied_kafka
-    behind_proxy = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+    behind_proxy = settings.model_copy(
+        update={"kafka_bootstrap": bootstrap, "kafka_request_timeout_ms": 5_000}
+    )
     client_id = f"vigil-ingest-crash-{uid}"
     async with KafkaTail(bootstrap, TELEMETRY) as telemetry:
         stuck = MqttKafkaBridge(behind_proxy, client_id=client_id)
