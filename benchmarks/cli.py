@@ -54,6 +54,22 @@ def add_parsers(sub: Any) -> None:
     bt.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
     bt.add_argument("--latency-s", type=float, default=10.0, help="seconds of the real-time latency stream")
     bt.set_defaults(handler=_telemetry)
+    bc = bsub.add_parser(
+        "clips", help="video evidence: ring memory, clip encoding, live view, ingest with clips on/off"
+    )
+    bc.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    bc.add_argument("--cameras", type=int, default=100, help="cameras whose full rings one process holds")
+    bc.add_argument(
+        "--rounds", type=int, default=3, help="rounds of encoding and of the loop (the best counts)"
+    )
+    bc.add_argument(
+        "--loop-frames", type=int, default=400, help="frames through the camera-ingest loop a round"
+    )
+    bc.add_argument("--live-frames", type=int, default=100, help="frames to the live watchers a run")
+    bc.add_argument("--watchers", default="1,2,4", help="live watcher counts, comma-separated")
+    bc.add_argument("--vp9", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time VP9 on the same frames (a few seconds)")  # fmt: skip
+    bc.set_defaults(handler=_clips)
     bf = bsub.add_parser(
         "faults", help="kill -9 each service, cut the database, Kafka, MQTT; a 10x burst: nothing lost"
     )
@@ -107,6 +123,12 @@ async def _telemetry(settings: Settings, args: argparse.Namespace) -> int:
     from benchmarks.telemetry import run_telemetry_bench
 
     return await run_telemetry_bench(settings, args)
+
+
+async def _clips(settings: Settings, args: argparse.Namespace) -> int:
+    from benchmarks.clips import run_clips_bench
+
+    return await run_clips_bench(settings, args)
 
 
 async def _faults(settings: Settings, args: argparse.Namespace) -> int:
