@@ -190,7 +190,10 @@ async def test_webhook_down_then_back_gets_every_notice_signed_and_once_in_effec
                 return len(webhook) == len(expected) and all(r[3] is not None for r in webhook)
 
             await wait_until(all_delivered, timeout=10)
-            assert notifier.stats.webhooks == len(expected) and notifier.stats.dead == 0
+            # Counted on this enterprise's rows: the notifier also works through what earlier tests queued.
+            webhook = await outbox(pool, "webhook", alerts)
+            assert len(webhook) == len(expected) and notifier.stats.webhooks >= len(expected)
+            assert all(dead_at is None for *_, dead_at in webhook)
     finally:
         if receiver is not None:
             receiver.close()

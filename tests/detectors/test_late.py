@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from detectors.telemetry import TelemetryDetector
 from ingest.storage import TelemetryStore
+from tests.helpers import skip_backlog
 from vigil.events import DeviceEvent, Telemetry, encode
 from vigil.kafka import now_ms
 from vigil.registry import register_device
@@ -32,6 +33,7 @@ async def test_a_late_reading_is_stored_counted_and_not_judged(settings, pool: A
         Telemetry(ent, device, site, "freezer", t0 + 30_000, {"temperature": -19.5}, t0 + 61_000),  # late
         DeviceEvent(ent, device, site, "freezer", t0 + 40_000, "door_open", {}, t0 + 62_000),  # late too
     ]
+    await skip_backlog(settings.kafka_bootstrap, TelemetryDetector.group_id, TELEMETRY)
     before = {kind: late(kind) for kind in ("telemetry", "event")}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
