@@ -29,8 +29,9 @@ function concat(a, b) {
   return out;
 }
 
-/** Read multipart JPEG parts from `response`, calling onFrame(Uint8Array) for each. */
-async function readParts(response, onFrame) {
+/** Read multipart JPEG parts from `response`, calling onFrame(Uint8Array) for each (the wall's
+ * thumbnails, wallthumbs.js, read the same stream). */
+export async function readParts(response, onFrame) {
   const reader = response.body.getReader();
   let buf = new Uint8Array(0);
   for (;;) {

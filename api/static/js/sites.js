@@ -7,6 +7,7 @@ import { t } from "./i18n.js";
 import { enterpriseName } from "./names.js";
 import { subscribe } from "./live.js";
 import { liveButton } from "./camview.js";
+import { publicWindowButton } from "./publicwindow.js";
 
 const MAX_PAGES = 10;
 
@@ -43,7 +44,7 @@ function sources(kind, items, idKey) {
   );
 }
 
-function siteCard(s) {
+function siteCard(s, banner) {
   const handlers = ["A", "B", "C"]
     .map((slot) =>
       s.handlers?.[slot] ? t(s.handlers[slot].away ? "handler.slot_away" : "handler.slot", { slot, name: s.handlers[slot].name }) : null,
@@ -67,6 +68,7 @@ function siteCard(s) {
     sources("cameras", s.cameras ?? [], "camera_id"),
     sources("devices", s.devices ?? [], "device_id"),
     handlers ? h("p", { class: "muted" }, t("sites.handlers"), plain(handlers)) : null,
+    h("div", { class: "actions" }, publicWindowButton(s.site_id, banner)),
   );
 }
 
@@ -87,7 +89,7 @@ export async function mount(container, ctx) {
       -((s.open_alerts?.tier_1 ?? 0) * 100 +
         [...(s.cameras ?? []), ...(s.devices ?? [])].filter((i) => !i.online && i.enabled !== false).length);
     shown.sort((a, b) => weight(a) - weight(b) || a.site_id.localeCompare(b.site_id));
-    fill(grid, shown.length ? shown.map(siteCard) : h("p", { class: "empty" }, t("sites.empty")));
+    fill(grid, shown.length ? shown.map((s) => siteCard(s, ctx.banner)) : h("p", { class: "empty" }, t("sites.empty")));
     const offline = all.reduce(
       (n, s) => n + [...(s.cameras ?? []), ...(s.devices ?? [])].filter((i) => !i.online && i.enabled !== false).length,
       0,

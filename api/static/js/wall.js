@@ -14,6 +14,7 @@ import { subscribe } from "./live.js";
 import { enterpriseName, placeOf, siteName } from "./names.js";
 import { ACTIVE, apiQuery, districtCounts, filterBar, kpis, matches, readState, writeState } from "./wallbar.js";
 import { mapPanel } from "./map.js";
+import { wallThumbs } from "./wallthumbs.js";
 
 export { ACTIVE };
 const TERMINAL = new Set(["closed", "dismissed"]);
@@ -60,6 +61,8 @@ export async function mount(container, ctx) {
   const districtBox = h("aside", { class: "panel districts", "data-testid": "districts" });
   const mapBox = h("aside", { class: "panel wall-map", "data-testid": "wall-map" });
   const filterSlot = h("div", { class: "filter-slot" });
+  const thumbBox = h("section", { class: "wall-thumbs", "data-testid": "wall-thumbs", "aria-label": t("thumbs.title") });
+  const showThumbs = wallThumbs(thumbBox, ctx); // streams stop with the wall (ctx.onCleanup)
 
   const compactButton = h("button", { type: "button", class: "ghost", "data-testid": "wall-compact", "aria-pressed": String(state.compact) });
   const muteButton = h("button", { type: "button", class: "ghost", "data-testid": "wall-mute" });
@@ -115,6 +118,7 @@ export async function mount(container, ctx) {
       count,
     ),
     kpiBox,
+    thumbBox,
     h("div", { class: "wall-body" }, list, h("div", { class: "wall-side" }, districtBox, mapBox)),
   );
   mapPanel(mapBox, ctx); // its own loading and errors: the alert list never waits for the map
@@ -278,6 +282,7 @@ export async function mount(container, ctx) {
       if (r.el !== expected) list.insertBefore(r.el, expected);
       previous = r.el;
     }
+    showThumbs(shown); // what the operator sees, filters included
     if (!shown.length) list.append(empty);
     else empty.remove();
     const all = [...alerts.values()];
