@@ -29,6 +29,7 @@ from api import (
     exports,
     keys,
     live,
+    oidc,
     openapi,
     public,
     public_admin,
@@ -118,6 +119,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(keys.router)
     app.include_router(accounts.make_router(settings))
+    if settings.oidc_issuer:  # single sign-on: its routes only where a provider is configured
+        app.include_router(oidc.make_router(settings))
     app.include_router(camera_tokens.router)
     app.include_router(registry.router)
     app.include_router(enterprise.router)

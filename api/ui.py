@@ -5,7 +5,7 @@ the display names of the caller's own enterprise and sites.
   as it is, a flat object of dotted keys to texts with `{name}` placeholders. Public: the sign-in
   page is translated before anyone signs in, and the texts are the same for everyone.
 - `GET /api/v1/ui/config`: the bureau's time zone (`VIGIL_TIMEZONE`) that every date is shown in,
-  the languages and the default one.
+  the languages and the default one, and whether the sign-in page offers single sign-on (api/oidc.py).
 - `GET /api/v1/ui/names`: an enterprise key's own enterprise and site names (the registry routes
   are the bureau's; staff read names there). Staff get an empty answer.
 """
@@ -31,6 +31,7 @@ class UiConfig(BaseModel):
     timezone: str
     languages: list[str]
     default_language: str
+    single_sign_on: bool = False
 
 
 class SiteName(BaseModel):
@@ -53,7 +54,10 @@ def make_router(settings: Settings) -> APIRouter:
     """The routes, bound to the settings' time zone."""
     router = APIRouter(prefix="/api/v1/ui", tags=["dashboard"], include_in_schema=False)
     config = UiConfig(
-        timezone=settings.timezone, languages=list(LANGUAGES), default_language=DEFAULT_LANGUAGE
+        timezone=settings.timezone,
+        languages=list(LANGUAGES),
+        default_language=DEFAULT_LANGUAGE,
+        single_sign_on=settings.oidc_issuer is not None,
     )
 
     @router.get("/messages")

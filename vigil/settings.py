@@ -82,6 +82,16 @@ class Settings(BaseSettings):
     # Password hashes computed at once by one API process: each takes the memory above, so a burst
     # of sign-ins queues instead of taking memory_kib times the burst.
     account_hash_slots: int = Field(default=2, ge=1, le=16)
+    # Optional single sign-on with the bureau's OpenID provider (api/oidc.py); unset issuer: off, and
+    # the sign-in page offers no button. The claim oidc_username_claim of the verified id_token must
+    # name an existing, enabled bureau password account by its username or its staff id (oidc_match):
+    # nobody gets in by the provider alone. A confidential client: the secret has no default.
+    oidc_issuer: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    oidc_client_id: str | None = Field(default=None, min_length=1, max_length=200)
+    oidc_client_secret: SecretStr | None = None
+    oidc_username_claim: str = Field(default="preferred_username", min_length=1, max_length=100)
+    oidc_match: Literal["username", "staff_id"] = "username"
+    oidc_scopes: str = Field(default="openid profile", pattern=r"(^|\s)openid(\s|$)")
 
     # A telemetry message is a handful of numbers; 64 KiB leaves room for large event payloads
     # while refusing anything that could only be abuse or a misrouted file.
@@ -309,6 +319,19 @@ class Settings(BaseSettings):
     def _check_confirmation(self) -> Settings:
         if self.vision_confirm_k > self.vision_confirm_n:
             raise ValueError("VIGIL_VISION_CONFIRM_K must not exceed VIGIL_VISION_CONFIRM_N")
+        return self
+
+    @model_validator(mode="after")
+    def _check_single_sign_on(self) -> Settings:
+        if self.oidc_issuer is None:
+            return self
+        if self.oidc_client_id is None or self.oidc_client_secret is None:
+            raise ValueError("VIGIL_OIDC_ISSUER needs VIGIL_OIDC_CLIENT_ID and VIGIL_OIDC_CLIENT_SECRET")
+        # Plain HTTP would let anyone on the path read the codes and forge the discovery document:
+        # only a provider on this very machine (a test, a sidecar) may go without TLS.
+        issuer = urlsplit(self.oidc_issuer)
+        if issuer.scheme != "https" and issuer.hostname not in ("localhost", "127.0.0.1", "::1"):
+            raise ValueError("VIGIL_OIDC_ISSUER must be https:// (http only for localhost)")
         return self
 
     @property

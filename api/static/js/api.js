@@ -120,6 +120,27 @@ export async function signInWithPassword(username, password) {
   return s;
 }
 
+/** Where the browser goes to sign in with the bureau's single sign-on (api/oidc.py). */
+export const singleSignOnUrl = () => apiUrl("auth/oidc/start").href;
+
+/**
+ * Collect the session a single sign-on opened: the server handed it over in a cookie of its own
+ * (never in the address), which this one request reads and clears.
+ */
+export async function collectSingleSignOn() {
+  let response;
+  try {
+    response = await fetch(apiUrl("auth/oidc/session"), { method: "POST", cache: "no-store", credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, t("error.unreachable"));
+  }
+  if (!response.ok) throw new ApiError(response.status, t("login.sso_error.failed"));
+  const s = await response.json();
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(s));
+  armExpiry(s);
+  return s;
+}
+
 /** Note a change to the kept session (e.g. the password was changed: no longer `must_change`). */
 export function updateSession(patch) {
   const s = session();

@@ -1,14 +1,16 @@
 // The dashboard shell: sign-in, the role's navigation, hash routes, the live-stream indicator.
 //
 // Operators and supervisors get the monitoring centre (#/wall, #/alert/<id>, #/review, #/sites,
-// #/map, #/trends); an enterprise key gets the enterprise page (/dashboard/enterprise).
+// #/map, #/trends; supervisors also #/accounts); an enterprise key gets the enterprise page
+// (/dashboard/enterprise).
 
-import { onSessionEnd, resumeSession, signIn, signInWithPassword, signOut } from "./api.js";
+import { collectSingleSignOn, onSessionEnd, resumeSession, signIn, signInWithPassword, signOut, singleSignOnUrl } from "./api.js";
 import { fill, h } from "./dom.js";
-import { lang, loadI18n, switchLanguage, t } from "./i18n.js";
+import { lang, loadI18n, singleSignOnOffered, switchLanguage, t } from "./i18n.js";
 import { enterpriseName, forgetNames, loadNames } from "./names.js";
 import { onLiveState, startLive, stopLive } from "./live.js";
 import * as account from "./account.js";
+import * as accounts from "./accounts.js";
 import * as detail from "./detail.js";
 import * as enterprise from "./enterprise.js";
 import * as siteMap from "./map.js";
@@ -27,12 +29,15 @@ const OPERATOR_NAV = [
   { hash: "#/trends", label: "nav.trends", view: trends },
 ];
 const ENTERPRISE_NAV = [{ hash: "#/notices", label: "nav.notices", view: enterprise }];
+// Supervisors manage people's accounts (the API refuses the other roles, so they are not offered).
+const ACCOUNTS_NAV = { hash: "#/accounts", label: "nav.accounts", view: accounts };
 // A person signed in with a password (not a key) also gets their account page: the password change.
 const ACCOUNT_NAV = { hash: "#/account", label: "nav.account", view: account };
 
 function navFor(s) {
   const nav = isEnterprise(s) ? ENTERPRISE_NAV : OPERATOR_NAV;
-  return s?.account ? [...nav, ACCOUNT_NAV] : nav;
+  const managed = s?.role === "supervisor" ? [...nav, ACCOUNTS_NAV] : nav;
+  return s?.account ? [...managed, ACCOUNT_NAV] : managed;
 }
 
 let current = null; // {controller, cleanups}
@@ -202,10 +207,37 @@ async function init() {
     }
   });
   $("logout").addEventListener("click", () => signOut());
+  // Single sign-on, where the bureau has a provider: a plain link, the server does the rest.
+  if (singleSignOnOffered()) {
+    $("login-form").before(h("p", { class: "sso" }, h("a", { class: "button", href: singleSignOnUrl(), "data-testid": "sso" }, t("login.sso"))));
+  }
   window.addEventListener("hashchange", () => render());
+  if (await finishSingleSignOn()) return;
   const s = resumeSession();
   if (s) showSignedIn(s);
   else showSignedOut(null);
+}
+
+/**
+ * Back from the provider (api/oidc.py sends the browser to #/sso, or #sso-error=<reason>): collect
+ * the session, or say why there is none. True when this page load was such a return.
+ */
+async function finishSingleSignOn() {
+  const hash = location.hash;
+  const failed = /^#sso-error=(\w+)$/.exec(hash);
+  if (hash !== "#/sso" && !failed) return false;
+  history.replaceState(null, "", location.pathname + location.search); // the wall, not #/sso again
+  if (failed) {
+    const reason = ["denied", "no_account", "disabled"].includes(failed[1]) ? failed[1] : "failed";
+    showSignedOut(t(`login.sso_error.${reason}`));
+    return true;
+  }
+  try {
+    showSignedIn(await collectSingleSignOn());
+  } catch (err) {
+    showSignedOut(err?.message ?? String(err));
+  }
+  return true;
 }
 
 init();

@@ -1,13 +1,14 @@
 // The enterprise page: the notice inbox (reading a notice sends the read receipt), this
 // enterprise's open alerts, and for one alert: acknowledge it and submit a rectification with photos.
 
-import { get, imageUrl, post, request, seg } from "./api.js";
+import { download, get, imageUrl, post, request, seg } from "./api.js";
 import { alertHref, alertName, fill, fmtAge, fmtTime, h, plain, statusChip, summaryOf, tierBadge, valueLabel } from "./dom.js";
 import { lang, t } from "./i18n.js";
 import { enterpriseName, siteName } from "./names.js";
 import { prepareUpload } from "./photos.js";
 import { subscribe } from "./live.js";
 import { clipVideo } from "./clip.js";
+import { publicWindowSection } from "./publicwindow.js";
 
 const OPEN = ["open", "notified", "acknowledged", "rectification_submitted", "rejected", "escalated"];
 const CAN_ACKNOWLEDGE = ["open", "notified", "escalated"];
@@ -21,6 +22,28 @@ export async function mount(container, ctx) {
   return mountInbox(container, ctx);
 }
 
+/**
+ * Every alert of this enterprise, closed ones too, as a file for its own records: the server's
+ * export keeps an enterprise credential to its own alerts, so nothing here narrows it.
+ */
+function exportButtons(ctx) {
+  const button = (format) => {
+    const el = h("button", { type: "button", class: "ghost", "data-testid": `enterprise-export-${format}` }, t(`enterprise.export_${format}`));
+    el.addEventListener("click", async () => {
+      el.disabled = true;
+      try {
+        await download(`enterprise/alerts.${format}`, { lang: lang() === "en" ? "en" : "zh-CN" }, `alerts.${format}`);
+      } catch (err) {
+        if (err?.name !== "AbortError") ctx.banner(t("enterprise.export_failed", { error: err?.message ?? err }), "error");
+      } finally {
+        el.disabled = false;
+      }
+    });
+    return el;
+  };
+  return h("div", { class: "actions enterprise-export", "data-testid": "enterprise-export" }, h("span", { class: "muted" }, t("enterprise.export_all")), button("csv"), button("xlsx"));
+}
+
 async function markRead(notice, ctx) {
   if (notice.read_at) return notice.read_at;
   const receipt = await post(`enterprise/notices/${seg(notice.notice_id)}/read`, {}, ctx.signal);
@@ -32,7 +55,10 @@ async function mountInbox(container, ctx) {
   const score = h("section", { class: "panel", "data-testid": "compliance" });
   const noticesBox = h("section", { class: "panel", "data-testid": "notices" });
   const alertsBox = h("section", { class: "panel", "data-testid": "enterprise-alerts" });
+  const exporter = exportButtons(ctx); // kept across reloads: a download under way keeps its button
   container.append(h("h1", null, t("enterprise.title"), " — ", plain(enterpriseName(ctx.session.enterprise_id))), score, noticesBox, alertsBox);
+  // Not refilled by load(): a link shown once must outlive the inbox's reloads.
+  container.append(publicWindowSection(ctx));
 
   function noticeCard(n) {
     const p = n.payload ?? {};
@@ -112,6 +138,7 @@ async function mountInbox(container, ctx) {
             h("tbody", null, alerts.items.map(alertRow)),
           )
         : h("p", { class: "empty" }, t("enterprise.no_open")),
+      exporter,
     );
     if (compliance) {
       fill(

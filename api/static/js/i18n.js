@@ -12,6 +12,7 @@ let texts = {};
 let language = DEFAULT_LANGUAGE;
 let timeZone = "Asia/Shanghai";
 let dateFormat = null;
+let singleSignOn = false;
 
 /** The language chosen in this browser, else the default. */
 export function chosenLanguage() {
@@ -26,6 +27,8 @@ export function chosenLanguage() {
 
 export const lang = () => language;
 export const zone = () => timeZone;
+/** Whether the bureau's single sign-on is configured (the sign-in page then offers it). */
+export const singleSignOnOffered = () => singleSignOn;
 
 /** Remember `next` for this browser and show the page in it (a reload: every view re-renders). */
 export function switchLanguage(next) {
@@ -53,6 +56,7 @@ export async function loadI18n() {
   ]);
   texts = messages ?? {};
   if (config?.timezone) timeZone = config.timezone;
+  singleSignOn = config?.single_sign_on === true;
   try {
     dateFormat = new Intl.DateTimeFormat("en-CA", {
       timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
