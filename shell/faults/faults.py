@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from shell.faults import netns
 from shell.faults.harness import Cluster
 from shell.faults.report import FaultResult, format_table
 from vigil import mqtt
@@ -55,6 +56,10 @@ HEARTBEAT_S = 86_400
 # vision detector's model costs more CPU than a CI run can spare, so it is in the full suite only.
 QUICK_SERVICES = ("alerts", "notifier", "detector-telemetry", "telemetry-store", "ingest", "camera-ingest")
 FULL_SERVICES = (*QUICK_SERVICES, "detector-vision")
+# The network partition's second "host": the edge of the pipeline (MQTT in, rule out), whose cut
+# leaves the site publishing into the broker and the alerts side waiting on Kafka.
+PARTITIONED = ("ingest", "detector-telemetry")
+PARTITION = "network partition"
 
 Inject = Callable[[Cluster, float], Awaitable[None]]
 
@@ -103,6 +108,15 @@ async def kafka_restart(cluster: Cluster, duration_s: float) -> None:
     await cluster.start_kafka()
 
 
+async def network_partition(cluster: Cluster, duration_s: float) -> None:
+    # The partitioned services' link goes down: their packets vanish (no reset, no refusal), so
+    # they learn of it only from their own timeouts, and connections may outlive a short cut.
+    assert cluster.partition is not None
+    await asyncio.to_thread(cluster.partition.cut)
+    await asyncio.sleep(duration_s)
+    await asyncio.to_thread(cluster.partition.restore)
+
+
 def fault_list(services: Sequence[str], *, quick: bool) -> list[Fault]:
     # Short outages in CI (each still spans several readings and excursions), longer in the bench.
     kill_down_s, outage_s = (1.0, 5.0) if quick else (3.0, 15.0)
@@ -113,6 +127,7 @@ def fault_list(services: Sequence[str], *, quick: bool) -> list[Fault]:
         Fault("MQTT broker restart", mqtt_restart, outage_s),
         Fault("Kafka unreachable", kafka_unreachable, outage_s),
         Fault("Kafka broker restart", kafka_restart, outage_s),
+        Fault(PARTITION, network_partition, outage_s),
     ]
 
 
@@ -299,18 +314,52 @@ async def run_fault(
 
 
 async def run_faults_async(
-    *, quick: bool, faults: Sequence[str] | None = None, overload: bool = True
+    *,
+    quick: bool,
+    faults: Sequence[str] | None = None,
+    overload: bool = True,
+    services: Sequence[str] | None = None,
 ) -> list[FaultResult]:
     """Start the cluster, run each fault (those named in `faults`, default all) in turn, and the
-    overload burst; returns a row per fault."""
-    from shell.faults.overload import run_overload
-
-    services = QUICK_SERVICES if quick else FULL_SERVICES
+    overload burst; returns a row per fault (a skipped one says why). `services`: a smaller
+    cluster than the suite's."""
+    services = services or (QUICK_SERVICES if quick else FULL_SERVICES)
     # More devices in the bench; in CI enough that each fault catches several excursions.
     failing, normal = (4, 2) if quick else (12, 6)
     chosen = [f for f in fault_list(services, quick=quick) if faults is None or f.name in faults]
-    cluster = Cluster(services)
     results: list[FaultResult] = []
+    partition: netns.Partition | None = None
+    if any(f.name == PARTITION for f in chosen):
+        reason = await asyncio.to_thread(netns.unavailable)
+        if reason is None:
+            # In this thread: a Ctrl-C during set-up reaches `create`, which undoes what it made.
+            partition = netns.Partition().create()
+        else:
+            log.warning("fault %s skipped: %s", PARTITION, reason)
+            chosen = [f for f in chosen if f.name != PARTITION]
+            results.append(FaultResult.skip(PARTITION, reason))
+    try:
+        if chosen or overload:
+            await _run_cluster(services, chosen, results, partition, failing, normal, overload, quick)
+    finally:
+        if partition is not None:
+            partition.remove()  # after the cluster: its services have left the namespace
+    return results
+
+
+async def _run_cluster(
+    services: Sequence[str],
+    chosen: Sequence[Fault],
+    results: list[FaultResult],
+    partition: netns.Partition | None,
+    failing: int,
+    normal: int,
+    overload: bool,
+    quick: bool,
+) -> None:
+    from shell.faults.overload import run_overload
+
+    cluster = Cluster(services, partition=partition, isolated=PARTITIONED)
     try:
         await cluster.start()
         site = Site(cluster, uuid.uuid4().hex[:6])
@@ -332,7 +381,6 @@ async def run_faults_async(
         unclean = {name: code for name, code in codes.items() if code not in (0, None)}
         if unclean:
             log.warning("services that did not stop cleanly: %s", unclean)
-    return results
 
 
 def run_faults(quick: bool) -> list[FaultResult]:

@@ -4,6 +4,10 @@ subprocess (`python -m shell.cli run <service>`) that can be killed with SIGKILL
 
 The harness itself talks to PostgreSQL directly (not through the proxy), so it can still count
 alerts while the services are cut off from the database.
+
+With a `Partition` (shell/faults/netns.py), the services named `isolated` run in its network
+namespace, a second "host": the Kafka and database proxies and Mosquitto then also listen on the
+link's default-namespace address, and every service is given that address.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from shell.faults.netns import Partition
 from shell.faults.proxy import DatabaseProxy, TcpProxy
 from shell.infra import (
     ChildProcess,
@@ -64,8 +69,11 @@ def rss_kib(pid: int) -> int:
 class ServiceProcess:
     """One service as `python -m shell.cli run <name>`, logging to `<workdir>/<name>.log`."""
 
-    def __init__(self, name: str, env: dict[str, str], workdir: Path) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], workdir: Path, *, enter: Callable[[], None] | None = None
+    ) -> None:
         self.name, self._env, self._workdir = name, env, workdir
+        self._enter = enter  # run in the child before exec: joins a network namespace
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._log_offset = 0
@@ -85,8 +93,13 @@ class ServiceProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,  # a killed suite leaves no service behind
+                preexec_fn=self._preexec,
             )
+
+    def _preexec(self) -> None:
+        if self._enter is not None:
+            self._enter()
+        die_with_parent()  # a killed suite leaves no service behind
 
     async def wait_ready(self, timeout_s: float = _READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
@@ -128,8 +141,19 @@ class ServiceProcess:
 class Cluster:
     """Brokers, database, proxies and service processes for one fault-suite run."""
 
-    def __init__(self, services: Sequence[str], *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        services: Sequence[str],
+        *,
+        extra_env: dict[str, str] | None = None,
+        partition: Partition | None = None,
+        isolated: Sequence[str] = (),
+    ) -> None:
         self.names = list(services)
+        self.partition, self.isolated = partition, set(isolated) if partition else set()
+        # Where the services reach the brokers and the database: loopback, or the partition link's
+        # address (a local address too, so the default namespace's services use it alike).
+        self.host = partition.host_addr if partition else "127.0.0.1"
         self.workdir = Path(tempfile.mkdtemp(prefix="vigil-faults-"))
         self.workdir.chmod(0o755)
         self._extra_env = extra_env or {}
@@ -154,7 +178,7 @@ class Cluster:
         # connects to the address in the metadata, so only an advertised proxy sees all traffic.
         self._kafka_port = free_port()
         self.kafka_proxy = TcpProxy(("127.0.0.1", self._kafka_port))
-        await self.kafka_proxy.start()
+        await self.kafka_proxy.start(0, self.host)
         # The broker keeps its topics in a local S3 server of its own process, so that it can be
         # killed and started again without losing them (the "Kafka broker restart" fault).
         self._s3, self._s3_endpoint = await asyncio.to_thread(start_s3, self.workdir)
@@ -169,7 +193,7 @@ class Cluster:
         await migrate(direct_db)
         await ensure_topics(self.kafka_bootstrap)
         self.db_proxy = DatabaseProxy(direct_db)
-        self.database_url = await self.db_proxy.start()
+        self.database_url = await self.db_proxy.start(0, self.host)
         self.pool = make_pool(direct_db, name="vigil-faults", max_size=4)
         await self.pool.open(wait=True)
         env = (
@@ -177,7 +201,7 @@ class Cluster:
             | {
                 "VIGIL_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
                 "VIGIL_DATABASE_URL": self.database_url,
-                "VIGIL_MQTT_URL": self.mqtt_url,
+                "VIGIL_MQTT_URL": f"mqtt://{self.host}:{self.mqtt_port}",
                 "VIGIL_MODE": "demo",  # generated secrets, as `vigil demo`
                 "VIGIL_EVIDENCE_DIR": str(self.workdir / "evidence"),
                 "VIGIL_INGEST_HTTP_PORT": str(self.ingest_http_port),
@@ -189,17 +213,27 @@ class Cluster:
             | self._extra_env
         )
         for name in self.names:
-            self.services[name] = ServiceProcess(name, env, self.workdir)
+            enter = self.partition.enter if self.partition and name in self.isolated else None
+            self.services[name] = ServiceProcess(name, env, self.workdir, enter=enter)
             self.services[name].spawn()
         # Started together, waited for together: the imports overlap instead of queueing.
         await asyncio.gather(*(s.wait_ready() for s in self.services.values()))
+        for name in self.isolated & self.services.keys():
+            # A partition that cuts nothing would pass for a survived one: check where they run.
+            assert self.partition is not None
+            if not self.partition.holds(self.services[name].pid):
+                raise RuntimeError(f"{name} is not in network namespace {self.partition.name}")
 
     async def start_mqtt(self) -> None:
         """(Re)start Mosquitto on the same port, with persistence: sessions survive a restart."""
         self.mqtt_port = self.mqtt_port or free_port()
         (self.workdir / "mqtt").mkdir(exist_ok=True)
         self._mqtt, self.mqtt_url = await asyncio.to_thread(
-            start_mqtt, self.workdir / "mqtt", self.mqtt_port, persistent=True
+            start_mqtt,
+            self.workdir / "mqtt",
+            self.mqtt_port,
+            persistent=True,
+            also_on=(self.host,) if self.partition else (),
         )
 
     async def start_kafka(self) -> None:
@@ -210,6 +244,7 @@ class Cluster:
             self.workdir,
             self._kafka_port,
             advertised_port=self.kafka_proxy.port,
+            advertised_host=self.host,
             s3_endpoint=self._s3_endpoint,
         )
 

@@ -17,8 +17,8 @@ _CHUNK = 256 * 1024
 
 
 class TcpProxy:
-    """Listens on 127.0.0.1 and forwards each connection to `target`: `(host, port)` or the path
-    of a Unix socket."""
+    """Listens on 127.0.0.1 (or the host given to `start`) and forwards each connection to
+    `target`: `(host, port)` or the path of a Unix socket."""
 
     def __init__(self, target: tuple[str, int] | str) -> None:
         self._target = target
@@ -26,11 +26,14 @@ class TcpProxy:
         self._links: set[asyncio.StreamWriter] = set()
         self.up = True
         self.port = 0
+        self.host = "127.0.0.1"
         self.connections = 0  # accepted while up: lets a caller see that clients came back
 
-    async def start(self, port: int = 0) -> int:
-        """Start listening (on `port`, or a free one); returns the port."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
+        """Start listening (on `port`, or a free one); returns the port. `host`: another local
+        address, one a second network namespace reaches (the network partition fault)."""
+        self.host = host
+        self._server = await asyncio.start_server(self._accept, host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
@@ -91,8 +94,8 @@ class DatabaseProxy(TcpProxy):
         port = parts.port or 5432
         super().__init__(f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port))
 
-    async def start(self, port: int = 0) -> str:  # type: ignore[override]
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> str:  # type: ignore[override]
         """Start listening; returns the database URL that goes through the proxy."""
-        listening = await super().start(port)
-        netloc = f"{self._url.username or 'postgres'}@127.0.0.1:{listening}"
+        listening = await super().start(port, host)
+        netloc = f"{self._url.username or 'postgres'}@{host}:{listening}"
         return urlunsplit((self._url.scheme, netloc, self._url.path, urlencode(self._query), ""))
