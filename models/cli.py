@@ -9,6 +9,10 @@ import sys
 import tomllib
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from detectors.vision.manifest import ModelManifest
 
 
 def default_data() -> Path:
@@ -53,6 +57,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--seed", type=int, default=0, help="split seed; must be the one the model was trained with"
     )
     ev.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    ev.add_argument(
+        "--phone-labels",
+        type=Path,
+        default=None,
+        help="phone use: the labelled photos for a model with a held_by rule raising KITCHEN_PHONE_USE "
+        "(default: models/phone-use-labels.csv, paths under the datasets root's parent)",
+    )
     models.set_defaults(handler=run)
 
 
@@ -70,11 +81,15 @@ def run(settings: object, args: argparse.Namespace) -> int:
             print(f"{manifest.name:<20} {w}x{h}  {', '.join(manifest.classes)}")
         return 0
 
+    manifest = load_manifest(find_manifest(args.model))
+    data = args.data or default_data()
+    if any(v.held_by is not None for v in manifest.violations.values()):
+        # A relation rule (phone use) is judged per image on its own labels, not the kitchen sets.
+        return _phone_use(manifest, data.parent, args)
+
     from models.kitchen.data import discover, held_out_for
     from models.kitchen.evaluate import evaluate, format_reports, no_mask_false_alarms
 
-    manifest = load_manifest(find_manifest(args.model))
-    data = args.data or default_data()
     if not data.is_dir():
         print(f"error: no datasets at {data} (pass --data or set VIGIL_DATASETS)", file=sys.stderr)
         return 2
@@ -108,4 +123,24 @@ def run(settings: object, args: argparse.Namespace) -> int:
         )
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _phone_use(manifest: ModelManifest, shared: Path, args: argparse.Namespace) -> int:
+    from models.phone_use import LABELS, evaluate, format_reports, phone_rule, read_labels
+
+    labels = read_labels(args.phone_labels or LABELS)
+    phone, _ = phone_rule(manifest)
+    operating = manifest.violations[manifest.classes[phone]].min_score
+    reports = evaluate(manifest, shared, labels)
+    print(
+        f"model {manifest.name} ({manifest.path.name}), phone use (KITCHEN_PHONE_USE): "
+        f"{len(labels)} labelled images under {shared}, "
+        f"{reports[0].positives} showing a person holding a phone"
+    )
+    print("per image, one frame (the service's k-of-n confirmation is not applied)")
+    print(format_reports(reports, operating))
+    if args.json:
+        rows = [{**asdict(r), "precision": r.precision, "recall": r.recall} for r in reports]
+        args.json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return 0

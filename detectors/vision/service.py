@@ -27,6 +27,7 @@ from detectors.vision.backends import DetectorBackend, PreparedBatch, load_backe
 from detectors.vision.clips import clip_request
 from detectors.vision.confirm import CameraConfirmer, Confirmed, Hit, in_zones
 from detectors.vision.detections import Detections
+from detectors.vision.held import apply_held_rules, held_rules
 from detectors.vision.jpeg import decode_for_model
 from detectors.vision.manifest import ModelManifest, find_manifest, load_manifest
 from detectors.vision.schedule import is_closed
@@ -106,6 +107,11 @@ class VisionDetector(KafkaWorker):
     def __init__(self, settings: Settings, *, manifest: ModelManifest | None = None) -> None:
         super().__init__(settings)
         self.manifest = manifest or load_manifest(find_manifest(settings.vision_model))
+        # One consumer group per model: a second detector running another model (the COCO person
+        # and phone model beside the kitchen one) sees every frame instead of splitting them with
+        # the first. The shipped default keeps the group name it always had.
+        if self.manifest.name != "kitchen":
+            self.group_id = f"{VisionDetector.group_id}-{self.manifest.name}"
         self.cameras = CameraRegistry(self._pool)
         # Opening hours, for the codes whose manifest rule says `when = "closed"`.
         self.sites = SiteHoursRegistry(self._pool)
@@ -129,6 +135,8 @@ class VisionDetector(KafkaWorker):
             index = classes.index(name)
             self._class_code[index] = self._codes.index(rule.code)
             self._class_min_score[index] = rule.min_score
+        # Classes that count only when another class's box holds them: (class, holder, rule).
+        self._held = held_rules(self.manifest)
 
     @property
     def backend(self) -> DetectorBackend:
@@ -299,14 +307,18 @@ class VisionDetector(KafkaWorker):
             cls = detections.class_id
             code_index = self._class_code[cls]
             counts = (code_index >= 0) & (detections.confidence >= self._class_min_score[cls])
+            holders = apply_held_rules(detections, counts, self._held) if self._held else None
             for index in np.unique(code_index[counts]):
                 code = self._codes[int(index)]
-                mine = detections.filter(counts & (code_index == index))
-                mine = mine.filter(in_zones(mine, camera.zones, code, *size))
+                mask = counts & (code_index == index)
+                mask[mask] = in_zones(detections.filter(mask), camera.zones, code, *size)
                 if code in self._closed_only and not self._closed(camera, frame.meta.ts):
                     continue  # normal while the site is open: a frame without the finding
-                if len(mine):
-                    hits[code] = Hit(frame.meta.ts, float(mine.confidence.max()), mine, frame.jpeg)
+                if mask.any():
+                    score = float(detections.confidence[mask].max())
+                    if holders is not None:  # the evidence shows who holds it, too
+                        mask |= holders[mask].any(axis=0)
+                    hits[code] = Hit(frame.meta.ts, score, detections.filter(mask), frame.jpeg)
         confirmer = self._confirmers.get(camera.camera_id)
         if confirmer is None:
             s = self._settings
