@@ -13,30 +13,6 @@ import orjson
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from vigil.kafka import make_consumer
-
-
-async def skip_backlog(bootstrap: str, group_id: str, topic: str, *, timeout_s: float = 20.0) -> None:
-    """Commit `group_id`'s offsets at the current end of `topic`, so a service started next reads
-    only what the test sends. Without it, a service counting what it saw (late readings, dead
-    letters) also counts the records earlier tests left unread, and the test passes or fails with
-    the order the tests ran in. It joins the group as a member would (a broker refuses commits
-    from outside a group that has had members), takes every partition, and leaves."""
-    consumer = make_consumer(bootstrap, group_id)  # the services' group timings
-    await consumer.start()
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + timeout_s
-        while not consumer.assignment():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{group_id} got no partitions of {topic} in {timeout_s}s")
-            await consumer.getmany(timeout_ms=100)
-        tps = sorted(consumer.assignment())
-        await consumer.seek_to_end(*tps)
-        await consumer.commit({tp: await consumer.position(tp) for tp in tps})
-    finally:
-        await consumer.stop()
-
 
 class KafkaTail:
     """Reads a topic from its current end (no consumer group), collecting decoded JSON values."""

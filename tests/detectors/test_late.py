@@ -13,7 +13,6 @@ from prometheus_client import REGISTRY
 
 from detectors.telemetry import TelemetryDetector
 from ingest.storage import TelemetryStore
-from tests.helpers import skip_backlog
 from vigil.events import DeviceEvent, Telemetry, encode
 from vigil.kafka import now_ms
 from vigil.registry import register_device
@@ -33,12 +32,17 @@ async def test_a_late_reading_is_stored_counted_and_not_judged(settings, pool: A
         Telemetry(ent, device, site, "freezer", t0 + 30_000, {"temperature": -19.5}, t0 + 61_000),  # late
         DeviceEvent(ent, device, site, "freezer", t0 + 40_000, "door_open", {}, t0 + 62_000),  # late too
     ]
-    await skip_backlog(settings.kafka_bootstrap, TelemetryDetector.group_id, TELEMETRY)
     before = {kind: late(kind) for kind in ("telemetry", "event")}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     try:
         async with TelemetryDetector(settings) as detector, TelemetryStore(settings):
+            # The detector also replays what earlier tests sent (its rules rebuild their windows
+            # from the recent past on every assignment): this device's late messages are counted
+            # apart from theirs by watching what it counts.
+            counted: list[object] = []
+            count_late = detector._count_late
+            detector._count_late = lambda m: (counted.append(m), count_late(m))[1]  # type: ignore[method-assign]
             for message in messages:
                 await producer.send_and_wait(TELEMETRY, encode(message), key=device.encode())
             for _ in range(200):
@@ -50,11 +54,12 @@ async def test_a_late_reading_is_stored_counted_and_not_judged(settings, pool: A
                             (device,),
                         )
                     ).fetchall()
-                if len(stored) == 2 and detector.stats.late >= 2:
+                mine = [m for m in counted if getattr(m, "device_id", None) == device]
+                if len(stored) == 2 and len(mine) >= 2:
                     break
                 await asyncio.sleep(0.2)
     finally:
         await producer.stop()
     assert stored == [(t0 + 30_000, -19.5), (t0 + 60_000, -20.0)]  # the late one is on record
-    assert detector.stats.late == 2
-    assert {kind: late(kind) - n for kind, n in before.items()} == {"telemetry": 1, "event": 1}
+    assert sorted(type(m).__name__ for m in mine) == ["DeviceEvent", "Telemetry"]
+    assert all(late(kind) - n >= 1 for kind, n in before.items())  # and on the metrics
