@@ -103,6 +103,16 @@ def _frames(count: int) -> list[bytes]:
     return frames
 
 
+def effective_batch(manifest: ModelManifest, batch: int) -> int:
+    """The batch the model really runs: an export with a fixed batch dimension (the shipped YOLOX
+    is fixed at 1) takes that many frames whatever is asked, as in the detector itself."""
+    backend = load_backend(manifest, intra_op_threads=1, max_batch=batch)
+    try:
+        return backend.batch_size
+    finally:
+        backend.close()
+
+
 def measure_raw(manifest: ModelManifest, images: list[np.ndarray], batch: int, threads: int) -> float:
     backend = load_backend(manifest, intra_op_threads=threads or None, max_batch=batch)
     try:
@@ -252,6 +262,7 @@ async def measure(
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         manifest = _model(model, Path(tmp))
+        batch = await asyncio.to_thread(effective_batch, manifest, batch)
         jpegs = await asyncio.to_thread(_frames, frames)
         images = [_decode(j) for j in jpegs[: max(batch, 16)]]
         raw_before = await asyncio.to_thread(measure_raw, manifest, images, batch, threads)
