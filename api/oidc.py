@@ -61,6 +61,12 @@ FLOW_TTL_S = 600
 HANDOFF_TTL_S = 60
 METADATA_TTL_S = 3600
 HTTP_TIMEOUT_S = 10.0
+# The id_token's signature algorithms accepted, whatever the provider's discovery document lists:
+# asymmetric only. `none` would take an unsigned token, and HS* a token "signed" with the client
+# secret, which this client also holds.
+SIGNING_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 CLOCK_LEEWAY_S = 60
 # Where the callback sends the browser: the dashboard, relative to /api/v1/auth/oidc/callback so
 # that it also holds behind a path-prefixing proxy.
@@ -109,19 +115,34 @@ def verify_id_token(
     return dict(claims)
 
 
+def signing_algorithms(listed: object) -> list[str]:
+    """The provider's listed algorithms that are also in SIGNING_ALGORITHMS (RS256 if it lists none,
+    OIDC Discovery's default); a provider listing only unacceptable ones gets no sign-in."""
+    if not isinstance(listed, list) or not listed:
+        return ["RS256"]
+    allowed = [a for a in listed if isinstance(a, str) and a in SIGNING_ALGORITHMS]
+    if not allowed:
+        raise SingleSignOnError("failed", f"the provider signs id_tokens with {listed!r} only")
+    return allowed
+
+
 class Provider:
     """The configured OpenID provider, its discovery document cached for an hour."""
 
     def __init__(self, settings: Settings) -> None:
         assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret
-        self.issuer = settings.oidc_issuer.rstrip("/")
+        # Kept exactly as configured: the id_token's `iss` must equal it, trailing slash and all
+        # (Auth0's issuers end in one); only the discovery URL is built without it.
+        self.issuer = settings.oidc_issuer
         self.client_id = settings.oidc_client_id
         self.client_secret = settings.oidc_client_secret.get_secret_value()
         self.claim = settings.oidc_username_claim
         self.match = settings.oidc_match
         self.scopes = settings.oidc_scopes
         self.redirect_uri = f"{settings.public_url.rstrip('/')}/api/v1/auth/oidc/callback"
-        self.secure_cookie = urlsplit(settings.public_url).scheme == "https"
+        public = urlsplit(settings.public_url)
+        self.secure_cookie = public.scheme == "https"
+        self.origin = f"{public.scheme}://{public.netloc}"
         # A key of its own, not the client secret itself: the secret is also sent to the provider.
         self._key = OctKey.import_key(
             hashlib.sha256(b"vigil-sso-cookie\0" + self.client_secret.encode()).digest()
@@ -131,11 +152,11 @@ class Provider:
 
     async def metadata(self, http: httpx.AsyncClient) -> dict[str, Any]:
         if self._metadata is None or time.monotonic() - self._metadata_at > METADATA_TTL_S:
-            response = await http.get(f"{self.issuer}/.well-known/openid-configuration")
+            response = await http.get(f"{self.issuer.rstrip('/')}/.well-known/openid-configuration")
             response.raise_for_status()
             found = response.json()
             # A discovery document that names another issuer is not this provider's (OIDC Discovery 4.3).
-            if found.get("issuer", "").rstrip("/") != self.issuer:
+            if found.get("issuer") != self.issuer:
                 raise SingleSignOnError(
                     "failed", f"the discovery document names issuer {found.get('issuer')!r}"
                 )
@@ -205,7 +226,7 @@ class Provider:
         claims = verify_id_token(
             tokens["id_token"], keys.json(), issuer=self.issuer, client_id=self.client_id,
             nonce=flow["nonce"], access_token=tokens.get("access_token"),
-            algorithms=metadata.get("id_token_signing_alg_values_supported") or ["RS256"],
+            algorithms=signing_algorithms(metadata.get("id_token_signing_alg_values_supported")),
         )  # fmt: skip
         value = claims.get(self.claim)
         if not isinstance(value, str) or not value:
@@ -304,9 +325,10 @@ def make_router(settings: Settings) -> APIRouter:
                     "UPDATE accounts SET last_login_at = now() WHERE username = %s", (username,)
                 )
         except (httpx.HTTPError, ValueError, KeyError) as exc:
-            return _failed(request, cookie_path(request), SingleSignOnError("failed", repr(exc)))
+            failure = SingleSignOnError("failed", repr(exc))
+            return _failed(request, cookie_path(request), failure, secure=provider.secure_cookie)
         except SingleSignOnError as exc:
-            return _failed(request, cookie_path(request), exc)
+            return _failed(request, cookie_path(request), exc, secure=provider.secure_cookie)
         address = request.client.host if request.client else "unknown"
         log.info(
             "account %s signed in by single sign-on (%s %r) from %s", username, provider.claim, value, address
@@ -326,6 +348,13 @@ def make_router(settings: Settings) -> APIRouter:
         summary="Single sign-on: collect the session the callback opened (once; same origin only)",
     )
     async def collect(request: Request, response: Response, pool: Pool) -> AccountSession:
+        # Same origin only: the dashboard's own fetch sends its Origin; a page of another origin
+        # (a sibling subdomain is "same site", so SameSite=Lax lets its POST through) does not match.
+        origin = request.headers.get("origin")
+        if origin is not None and origin != provider.origin:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "single sign-on is collected by the dashboard only"
+            )
         handoff = provider.unseal(request.cookies.get(COOKIE), "handoff")
         response.delete_cookie(
             COOKIE, path=cookie_path(request), httponly=True, secure=provider.secure_cookie, samesite="lax"
@@ -352,9 +381,9 @@ def make_router(settings: Settings) -> APIRouter:
     return router
 
 
-def _failed(request: Request, path: str, exc: SingleSignOnError) -> Response:
+def _failed(request: Request, path: str, exc: SingleSignOnError, *, secure: bool) -> Response:
     address = request.client.host if request.client else "unknown"
     log.warning("single sign-on from %s refused (%s): %s", address, exc.reason, exc)
     response = RedirectResponse(f"{DASHBOARD}#sso-error={exc.reason}", status_code=303)
-    response.delete_cookie(COOKIE, path=path, httponly=True, samesite="lax")
+    response.delete_cookie(COOKIE, path=path, httponly=True, secure=secure, samesite="lax")
     return response

@@ -130,13 +130,17 @@ class FaceBlur:
             encoded = _jpeg(frame)
             # Each pass looks at the JPEG as it will be served (decoded again), not at the pixels
             # before compression: the check is on exactly what a diner receives.
-            for attempt in range(PASSES):
+            # PASSES blurs at most, and one more look after the last: a face still seen then
+            # withholds the frame (fail closed) rather than send one nobody checked.
+            for attempt in range(PASSES + 1):
                 served: NDArray[np.uint8] | None = cv2.imdecode(encoded, cv2.IMREAD_COLOR)  # type: ignore[assignment]
                 if served is None:
                     raise FaceBlurUnavailable("the blurred frame does not decode")
                 found = self.faces(served)
                 if not len(found):
                     break
+                if attempt == PASSES:
+                    raise FaceBlurUnavailable(f"a face still found after {PASSES} blurs")
                 for x1, y1, x2, y2, _ in found:
                     blur_box(frame, float(x1), float(y1), float(x2), float(y2), BLOCKS if attempt == 0 else 1)
                 encoded = _jpeg(frame)

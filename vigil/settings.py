@@ -332,6 +332,14 @@ class Settings(BaseSettings):
         issuer = urlsplit(self.oidc_issuer)
         if issuer.scheme != "https" and issuer.hostname not in ("localhost", "127.0.0.1", "::1"):
             raise ValueError("VIGIL_OIDC_ISSUER must be https:// (http only for localhost)")
+        # The flow's cookie is sealed under a key derived from the secret, and anyone can start a
+        # flow and see its state: a short secret could be guessed offline against that cookie.
+        if len(self.oidc_client_secret.get_secret_value()) < 16:
+            raise ValueError("VIGIL_OIDC_CLIENT_SECRET must be at least 16 characters")
+        # The callback address and the cookies' Secure flag come from the public URL: over plain
+        # HTTP the sealed session would cross the network readable (demo mode excepted).
+        if not self.demo and urlsplit(self.public_url).scheme != "https":
+            raise ValueError("single sign-on needs VIGIL_PUBLIC_URL to be https:// outside demo mode")
         return self
 
     @property

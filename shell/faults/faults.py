@@ -113,8 +113,10 @@ async def network_partition(cluster: Cluster, duration_s: float) -> None:
     # they learn of it only from their own timeouts, and connections may outlive a short cut.
     assert cluster.partition is not None
     await asyncio.to_thread(cluster.partition.cut)
-    await asyncio.sleep(duration_s)
-    await asyncio.to_thread(cluster.partition.restore)
+    try:
+        await asyncio.sleep(duration_s)
+    finally:  # cancelled or not, the faults after this one must not run on a cut link
+        await asyncio.to_thread(cluster.partition.restore)
 
 
 def fault_list(services: Sequence[str], *, quick: bool) -> list[Fault]:

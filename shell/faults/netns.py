@@ -32,6 +32,9 @@ PREFIX = "vigil-part-"
 _NAME = re.compile(rf"^{re.escape(PREFIX)}(\d+)-[0-9a-f]+$")
 _NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
+# libc's setns, looked up here in the parent: `enter` runs between fork and exec in a process with
+# threads, where loading a library (dlopen takes the loader's lock) could hang the child.
+_LIBC = ctypes.CDLL(None, use_errno=True)
 # `ip` calls are quick; a hung one (a wedged kernel lock) must not hang the suite.
 _IP_TIMEOUT_S = 10.0
 
@@ -48,14 +51,15 @@ def unavailable() -> str | None:
         return "network namespaces need root"
     if shutil.which("ip") is None and not os.access("/usr/sbin/ip", os.X_OK):
         return "no `ip` command (iproute2)"
-    probe = f"{PREFIX}{os.getpid()}-probe{secrets.token_hex(2)}"
+    probe = f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}"  # the sweep's pattern, should it leak
     try:
         made = _ip("netns", "add", probe, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"`ip netns add` failed: {e}"
     if made.returncode != 0:
         return f"`ip netns add` failed: {made.stderr.strip() or made.returncode}"
-    _ip("netns", "del", probe, check=False)
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        _ip("netns", "del", probe, check=False)
     return None
 
 
@@ -118,7 +122,7 @@ class Partition:
         so the service keeps its pid (signals reach it, not an `ip netns exec` wrapper)."""
         fd = os.open(_NETNS_DIR / self.name, os.O_RDONLY)
         try:
-            if ctypes.CDLL("libc.so.6", use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+            if _LIBC.setns(fd, _CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), f"setns into {self.name}")
         finally:
             os.close(fd)
@@ -138,12 +142,14 @@ class Partition:
 
     def remove(self) -> None:
         """Delete the namespace (and with it the veth pair and its addresses); safe to repeat."""
-        if self.created:
-            _ip("netns", "del", self.name, check=False)
-            self.created = False
-        # The pair exists before it moves into the namespace: remove a half-made one too.
-        if _ip("link", "show", self.host_dev, check=False).returncode == 0:
-            _ip("link", "del", self.host_dev, check=False)
+        # A hung `ip` must not hide the error that brought us here (remove runs in create's except).
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            if self.created:
+                _ip("netns", "del", self.name, check=False)
+                self.created = False
+            # The pair exists before it moves into the namespace: remove a half-made one too.
+            if _ip("link", "show", self.host_dev, check=False).returncode == 0:
+                _ip("link", "del", self.host_dev, check=False)
 
     def exists(self) -> bool:
         return (_NETNS_DIR / self.name).exists() or (

@@ -24,7 +24,7 @@ from oidc_provider_mock import run_server_in_thread
 from pydantic import SecretStr, ValidationError
 
 from api import create_app
-from api.oidc import SingleSignOnError, verify_id_token
+from api.oidc import SingleSignOnError, signing_algorithms, verify_id_token
 from tests.api.conftest import bearer
 from tests.lifecycle import Site, open_alert, staffed_site, violation
 from vigil.accounts import Hasher, create_account
@@ -244,10 +244,34 @@ def test_the_id_token_is_checked_against_the_providers_keys_and_this_flow() -> N
             verify_id_token(token, jwks, **check)
 
 
+def test_only_asymmetric_signatures_whatever_the_provider_lists() -> None:
+    # `none` would accept an unsigned id_token, HS256 one "signed" with the client secret.
+    assert signing_algorithms(["none", "HS256", "RS256", "ES256"]) == ["RS256", "ES256"]
+    assert signing_algorithms(None) == signing_algorithms([]) == ["RS256"]
+    with pytest.raises(SingleSignOnError, match="none"):
+        signing_algorithms(["none"])
+
+
+async def test_the_session_is_collected_by_the_dashboards_origin_only(browser: httpx.AsyncClient) -> None:
+    foreign = await browser.post("/api/v1/auth/oidc/session", headers={"Origin": "https://other.test"})
+    assert foreign.status_code == 403
+    assert (
+        await browser.post("/api/v1/auth/oidc/session", headers={"Origin": "http://test"})
+    ).status_code == 401
+
+
 def test_single_sign_on_settings_are_all_or_nothing() -> None:
-    base = {"oidc_issuer": "https://sso.example", "oidc_client_id": CLIENT_ID}
+    base = {
+        "oidc_issuer": "https://sso.example",
+        "oidc_client_id": CLIENT_ID,
+        "public_url": "https://vigil.example",
+    }
     with pytest.raises(ValidationError, match="VIGIL_OIDC_CLIENT_SECRET"):
         Settings(**base)
     with pytest.raises(ValidationError, match="https"):
         Settings(**{**base, "oidc_issuer": "http://sso.example", "oidc_client_secret": SECRET})
+    with pytest.raises(ValidationError, match="at least 16"):
+        Settings(**base, oidc_client_secret="short")
+    with pytest.raises(ValidationError, match="VIGIL_PUBLIC_URL"):
+        Settings(**{**base, "public_url": "http://vigil.example"}, oidc_client_secret=SECRET)
     assert Settings(**base, oidc_client_secret=SECRET).oidc_username_claim == "preferred_username"
