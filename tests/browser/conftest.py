@@ -86,7 +86,10 @@ class Pages:
             await context.add_init_script(
                 f"try {{ localStorage.setItem('vigil.lang', {lang!r}) }} catch (e) {{}}"
             )
-        context.set_default_timeout(15_000)
+        # Generous: the suite runs in two workers on two cores, and a page's first load (its modules,
+        # catalogues, the API in the test's own process) once took over 15 s beside the fault
+        # suite's cluster. These tests check behaviour; speed lives in `vigil bench`.
+        context.set_default_timeout(30_000)
         self.contexts.append(context)
         page = await context.new_page()
 
