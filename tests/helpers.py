@@ -14,6 +14,26 @@ import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
+async def start_at_end(bootstrap: str, group_id: str, topic: str) -> None:
+    """Commit offsets at the current end of `topic` for `group_id`, a group of the test's own that
+    has never had members (a manual assignment commits without joining), so a service started in
+    it reads only what comes next."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        consumer.assign(tps)
+        await consumer.commit(dict(await consumer.end_offsets(tps)))
+    finally:
+        await consumer.stop()
+
+
+def in_group(worker: Any, group_id: str) -> Any:
+    """`worker` (a KafkaWorker, not yet started) in `group_id` instead of its service's group."""
+    worker.group_id = group_id
+    return worker
+
+
 class KafkaTail:
     """Reads a topic from its current end (no consumer group), collecting decoded JSON values."""
 
