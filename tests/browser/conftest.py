@@ -86,9 +86,9 @@ class Pages:
             await context.add_init_script(
                 f"try {{ localStorage.setItem('vigil.lang', {lang!r}) }} catch (e) {{}}"
             )
-        # Generous: the suite runs in two workers on two cores, and a page's first load (its modules,
-        # catalogues, the API in the test's own process) once took over 15 s beside the fault
-        # suite's cluster. These tests check behaviour; speed lives in `vigil bench`.
+        # Generous: on a loaded machine a page's first load (its modules, catalogues, the API in the
+        # test's own process) once took over 15 s (two pytest workers beside the fault suite's
+        # cluster). These tests check behaviour; speed lives in `vigil bench`.
         context.set_default_timeout(30_000)
         self.contexts.append(context)
         page = await context.new_page()
