@@ -25,6 +25,7 @@ from shell.infra import free_port
 from tests.api.conftest import Seeder
 from tests.browser.conftest import Pages
 from tests.browser.running import Running
+from tests.browser.test_wall import _too_wide
 from vigil.accounts import Hasher, create_account
 
 pytestmark = pytest.mark.integration
@@ -83,7 +84,7 @@ async def test_a_supervisor_manages_accounts_and_a_manager_exports_only_its_own(
     await expect(mine).to_contain_text("主管")
     await expect(mine.locator("[data-action=disable]")).to_have_count(0)  # not one's own session
     width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{width[0]} px wide in a {width[1]} px window"
+    assert width[0] <= width[1], f"{width[0]} px wide in a {width[1]} px window: {await _too_wide(page)}"
 
     # An enterprise account: the temporary password is shown once.
     form = page.get_by_test_id("add-account")
@@ -149,7 +150,7 @@ async def test_a_supervisor_manages_accounts_and_a_manager_exports_only_its_own(
     await phone.get_by_role("link", name="通知与告警").click()
     await expect(phone.get_by_test_id("enterprise-alert")).to_have_count(1)
     width = await phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{width[0]} px wide in a {width[1]} px window"
+    assert width[0] <= width[1], f"{width[0]} px wide in a {width[1]} px window: {await _too_wide(page)}"
 
     saved = await _downloaded(phone, "enterprise-export-csv", ".csv")
     rows = list(csv.reader(io.StringIO(saved.decode("utf-8-sig"))))
