@@ -46,7 +46,7 @@ from vigil import metrics, mqtt
 from vigil.db import make_pool
 from vigil.errors import InfrastructureUnavailable, InvalidMessage, UnknownSource
 from vigil.events import encode
-from vigil.kafka import DeadLetterSink, ensure_topics, make_producer, now_ms
+from vigil.kafka import DeadLetterSink, ensure_topics, now_ms, service_producer
 from vigil.keys import credential_digest, device_for_token
 from vigil.registry import Device, DeviceRegistry
 from vigil.service import Service
@@ -186,12 +186,7 @@ class MqttKafkaBridge(Service):
         await ensure_topics(bootstrap)
         await self._pool.open(wait=True)
         await self._registry.load()
-        self._producer = make_producer(
-            bootstrap,
-            idempotent=self._settings.kafka_idempotent_producer,
-            client_id=self.name,
-            request_timeout_ms=self._settings.kafka_request_timeout_ms,
-        )
+        self._producer = service_producer(self._settings, self.name)
         await self._producer.start()
         self._deadletter = DeadLetterSink(self._producer, service=self.name)
         self._batcher = PartitionBatcher(self._producer, TELEMETRY)

@@ -108,6 +108,18 @@ def make_producer(
     )
 
 
+def service_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    """A service's producer, with the settings every service's producer shares (idempotence, the
+    request timeout that also bounds how long a stop waits for a batch in flight)."""
+    assert settings.kafka_bootstrap
+    return make_producer(
+        settings.kafka_bootstrap,
+        idempotent=settings.kafka_idempotent_producer,
+        client_id=client_id,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+
+
 def make_consumer(
     bootstrap: str,
     group_id: str,

@@ -22,7 +22,7 @@ from vigil.kafka import (
     ensure_topics,
     group_session_timeout_ms,
     make_consumer,
-    make_producer,
+    service_producer,
 )
 from vigil.service import Service
 from vigil.settings import Settings
@@ -83,9 +83,7 @@ class KafkaWorker(Service):
         await ensure_topics(bootstrap)
         await self._pool.open(wait=True)
         await self._prepare()
-        self._producer_or_none = make_producer(
-            bootstrap, idempotent=self._settings.kafka_idempotent_producer, client_id=self.name
-        )
+        self._producer_or_none = service_producer(self._settings, self.name)
         await self._producer_or_none.start()
         self._deadletter_or_none = DeadLetterSink(self._producer_or_none, self.name)
         session_ms = await group_session_timeout_ms(bootstrap)  # short, unless the broker refuses it

@@ -40,7 +40,7 @@ from vigil.events import Violation, encode, violation_id
 from vigil.evidence import EvidenceStore
 from vigil.frames import FrameMeta, SendReason
 from vigil.http import EmbeddedHttpServer
-from vigil.kafka import DeadLetterSink, ensure_topics, make_producer, now_ms
+from vigil.kafka import DeadLetterSink, ensure_topics, now_ms, service_producer
 from vigil.service import Service
 from vigil.settings import Settings
 
@@ -109,9 +109,7 @@ class CameraIngest(Service):
         await ensure_topics(bootstrap)
         await self._pool.open(wait=True)
         await self.registry.load()
-        self._producer = make_producer(
-            bootstrap, idempotent=self._settings.kafka_idempotent_producer, client_id=self.name
-        )
+        self._producer = service_producer(self._settings, self.name)
         await self._producer.start()
         self._deadletter = DeadLetterSink(self._producer, self.name)
         if self._clips_enabled:
