@@ -31,7 +31,7 @@ function concat(a, b) {
 
 /** Read multipart JPEG parts from `response`, calling onFrame(Uint8Array) for each (the wall's
  * thumbnails, wallthumbs.js, read the same stream). */
-export async function readParts(response, onFrame) {
+async function readParts(response, onFrame) {
   const reader = response.body.getReader();
   let buf = new Uint8Array(0);
   for (;;) {
@@ -55,6 +55,33 @@ export async function readParts(response, onFrame) {
   }
 }
 
+// img → the object URL of the frame it shows, freed when the next frame replaces it or the view ends.
+const frameUrls = new WeakMap();
+
+/**
+ * Show camera `cameraId`'s live frames in `img` until `signal` aborts or the stream ends, calling
+ * `onFrame()` after each; resolves when the stream ends. `releaseFrame(img)` frees the last one.
+ */
+export function showLive(img, cameraId, signal, onFrame) {
+  return request(`cameras/${seg(cameraId)}/live`, { raw: true, signal }).then((response) =>
+    readParts(response, (jpeg) => {
+      const previous = frameUrls.get(img);
+      const next = URL.createObjectURL(new Blob([jpeg], { type: "image/jpeg" }));
+      img.src = next;
+      frameUrls.set(img, next);
+      if (previous) URL.revokeObjectURL(previous);
+      onFrame();
+    }),
+  );
+}
+
+/** Free the object URL of the frame `img` shows (its live view ended). */
+export function releaseFrame(img) {
+  const url = frameUrls.get(img);
+  if (url) URL.revokeObjectURL(url);
+  frameUrls.delete(img);
+}
+
 /** Open the live view of `cameraId` in a modal dialog. */
 export function openLive(cameraId) {
   const controller = new AbortController();
@@ -62,11 +89,9 @@ export function openLive(cameraId) {
   const state = h("p", { class: "muted", "data-testid": "live-state" }, t("camview.connecting"));
   const close = h("button", { type: "button", "data-testid": "live-close" }, t("camview.close"));
   const dialog = h("dialog", { class: "live-dialog", "data-testid": "live-dialog" }, h("h2", null, t("camview.title", { camera: cameraId })), img, state, close);
-  let url = null;
   const stop = () => {
     controller.abort();
-    if (url) URL.revokeObjectURL(url);
-    url = null;
+    releaseFrame(img);
     window.removeEventListener("hashchange", stop);
     dialog.close();
     dialog.remove();
@@ -76,17 +101,10 @@ export function openLive(cameraId) {
   window.addEventListener("hashchange", stop); // leaving the page
   document.body.append(dialog);
   dialog.showModal();
-  request(`cameras/${seg(cameraId)}/live`, { raw: true, signal: controller.signal })
-    .then((response) =>
-      readParts(response, (jpeg) => {
-        const next = URL.createObjectURL(new Blob([jpeg], { type: "image/jpeg" }));
-        img.src = next;
-        if (url) URL.revokeObjectURL(url);
-        url = next;
-        state.textContent = t("camview.on");
-        state.dataset.frames = String(Number(state.dataset.frames ?? 0) + 1);
-      }),
-    )
+  showLive(img, cameraId, controller.signal, () => {
+    state.textContent = t("camview.on");
+    state.dataset.frames = String(Number(state.dataset.frames ?? 0) + 1);
+  })
     .then(() => {
       if (!controller.signal.aborted) state.textContent = t("camview.ended", { error: "" });
     })

@@ -5,10 +5,9 @@
 // closed, a more urgent one came, a filter hid it), and all of them while the tab is hidden and
 // when the wall goes (ctx.onCleanup).
 
-import { request, seg } from "./api.js";
 import { alertHref, alertName, h, plain } from "./dom.js";
 import { t } from "./i18n.js";
-import { readParts } from "./camview.js";
+import { releaseFrame, showLive } from "./camview.js";
 
 const MAX_THUMBS = 4;
 const RETRY_MS = 15_000; // a stream that ended (camera offline, too many viewers) is tried again
@@ -45,7 +44,6 @@ export function wallThumbs(box, ctx) {
 
   function start(cameraId, alert) {
     const controller = new AbortController();
-    let url = null;
     let retry = null;
     const img = h("img", { alt: t("thumbs.alt", { camera: cameraId }) });
     const state = h("span", { class: "muted", "data-testid": "thumb-state" }, t("camview.connecting"));
@@ -59,21 +57,14 @@ export function wallThumbs(box, ctx) {
     );
     const connect = () => {
       state.textContent = t("camview.connecting");
-      request(`cameras/${seg(cameraId)}/live`, { raw: true, signal: controller.signal })
-        .then((response) =>
-          readParts(response, (jpeg) => {
-            const next = URL.createObjectURL(new Blob([jpeg], { type: "image/jpeg" }));
-            img.src = next;
-            if (url) URL.revokeObjectURL(url);
-            url = next;
-            state.textContent = "";
-            if (el.hidden) {
-              el.hidden = false;
-              paintBox();
-            }
-            el.dataset.frames = String(Number(el.dataset.frames ?? 0) + 1);
-          }),
-        )
+      showLive(img, cameraId, controller.signal, () => {
+        state.textContent = "";
+        if (el.hidden) {
+          el.hidden = false;
+          paintBox();
+        }
+        el.dataset.frames = String(Number(el.dataset.frames ?? 0) + 1);
+      })
         .catch((err) => err)
         .then((err) => {
           if (controller.signal.aborted) return;
@@ -88,8 +79,7 @@ export function wallThumbs(box, ctx) {
       stop() {
         controller.abort();
         clearTimeout(retry);
-        if (url) URL.revokeObjectURL(url);
-        url = null;
+        releaseFrame(img);
         el.remove();
       },
     };
