@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,15 @@ async def pool(settings: Settings) -> AsyncIterator[object]:
         yield p
     finally:
         await p.close()
+
+
+@pytest.fixture
+async def retire_cameras(pool: Any, uid: str) -> AsyncIterator[None]:
+    """The test's cameras (ids ending in its uid) disabled afterwards, so later camera ingests do
+    not pull its dead streams. Camera tests ask for it with `pytest.mark.usefixtures`."""
+    yield
+    async with pool.connection() as conn:
+        await conn.execute("UPDATE cameras SET enabled = false WHERE camera_id LIKE %s", (f"%{uid}",))
 
 
 @pytest.fixture

@@ -23,13 +23,8 @@ from tests.helpers import KafkaTail
 from vigil.cameras import register_camera
 from vigil.topics import DEADLETTER, FRAMES, VIOLATIONS
 
-
-@pytest.fixture(autouse=True)
-async def retire_cameras(pool, uid):
-    """Each test's cameras are disabled afterwards, so later ingests do not pull dead streams."""
-    yield
-    async with pool.connection() as conn:
-        await conn.execute("UPDATE cameras SET enabled = false WHERE camera_id LIKE %s", (f"%{uid}",))
+# Each test's cameras are disabled afterwards (tests/conftest.py), so later ingests pull no dead streams.
+pytestmark = pytest.mark.usefixtures("retire_cameras")
 
 
 def frame_record(record):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
 from api import create_app
+from vigil.http import EmbeddedHttpServer
 from vigil.settings import Settings
 
 TOKEN = "test-operator-token-0123456789abcdef"
@@ -148,3 +150,14 @@ async def supervisor_key(pool: AsyncConnectionPool[Any]) -> str:
 @pytest.fixture
 async def operator_key(pool: AsyncConnectionPool[Any]) -> str:
     return await make_key(pool, "operator")
+
+
+@pytest.fixture
+async def api_url(api_settings: Settings) -> AsyncIterator[str]:
+    """The API on real HTTP, for the endless MJPEG bodies (an in-process transport buffers them)."""
+    server = EmbeddedHttpServer(create_app(api_settings), host="127.0.0.1", port=0, label="test API")
+    await server.start(lambda coro, name: asyncio.create_task(coro, name=name))
+    try:
+        yield server.url
+    finally:
+        await server.shutdown()

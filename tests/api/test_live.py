@@ -7,39 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from api import create_app
 from ingest.camera.service import CameraIngest
 from simulators.camera import KitchenScene
 from simulators.mjpeg import MjpegServer
 from tests.api.conftest import bearer, make_key
 from vigil.cameras import register_camera
-from vigil.http import EmbeddedHttpServer
 from vigil.keys import revoke_key
 
 SAMPLE_FPS = 4
 
 
-@pytest.fixture(autouse=True)
-async def retire_cameras(pool, uid):
-    yield
-    async with pool.connection() as conn:
-        await conn.execute("UPDATE cameras SET enabled = false WHERE camera_id LIKE %s", (f"%{uid}",))
-
-
-@pytest.fixture
-async def api_url(api_settings) -> AsyncIterator[str]:
-    """MJPEG needs real HTTP (an in-process transport buffers the endless body)."""
-    server = EmbeddedHttpServer(create_app(api_settings), host="127.0.0.1", port=0, label="live API")
-    await server.start(lambda coro, name: asyncio.create_task(coro, name=name))
-    try:
-        yield server.url
-    finally:
-        await server.shutdown()
+# Each test's cameras are disabled afterwards (tests/conftest.py), so later ingests pull no dead streams.
+pytestmark = pytest.mark.usefixtures("retire_cameras")
 
 
 async def read_frames(url: str, headers: dict[str, str], count: int, timeout: float = 20.0) -> int:

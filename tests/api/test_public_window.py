@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import cv2
 import httpx
@@ -30,7 +29,6 @@ from simulators.photo_scene import PhotoScene, bundled_photos
 from tests.api.conftest import bearer, make_key
 from vigil.cameras import register_camera
 from vigil.face_blur import FACE_CLASSES, HEIGHT, WIDTH, letterbox
-from vigil.http import EmbeddedHttpServer
 
 SAMPLE_FPS = 4
 END = b"\xff\xd9\r\n"  # a JPEG's end marker, then the part's CRLF
@@ -72,21 +70,8 @@ def detail(image: np.ndarray, box: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
-@pytest.fixture(autouse=True)
-async def retire_cameras(pool, uid):
-    yield
-    async with pool.connection() as conn:
-        await conn.execute("UPDATE cameras SET enabled = false WHERE camera_id LIKE %s", (f"%{uid}",))
-
-
-@pytest.fixture
-async def api_url(api_settings) -> AsyncIterator[str]:
-    server = EmbeddedHttpServer(create_app(api_settings), host="127.0.0.1", port=0, label="public API")
-    await server.start(lambda coro, name: asyncio.create_task(coro, name=name))
-    try:
-        yield server.url
-    finally:
-        await server.shutdown()
+# Each test's cameras are disabled afterwards (tests/conftest.py), so later ingests pull no dead streams.
+pytestmark = pytest.mark.usefixtures("retire_cameras")
 
 
 async def read_jpegs(http: httpx.AsyncClient, url: str, count: int, timeout: float = 30) -> list[bytes]:
