@@ -5,7 +5,7 @@
 // the dialog or leaving the page aborts the request, and the API ends the camera's lease.
 
 import { request, seg } from "./api.js";
-import { h } from "./dom.js";
+import { h, openModal } from "./dom.js";
 import { t } from "./i18n.js";
 
 const HEADER_END = new Uint8Array([13, 10, 13, 10]);
@@ -89,18 +89,10 @@ export function openLive(cameraId) {
   const state = h("p", { class: "muted", "data-testid": "live-state" }, t("camview.connecting"));
   const close = h("button", { type: "button", "data-testid": "live-close" }, t("camview.close"));
   const dialog = h("dialog", { class: "live-dialog", "data-testid": "live-dialog" }, h("h2", null, t("camview.title", { camera: cameraId })), img, state, close);
-  const stop = () => {
+  openModal(dialog, close, () => {
     controller.abort();
     releaseFrame(img);
-    window.removeEventListener("hashchange", stop);
-    dialog.close();
-    dialog.remove();
-  };
-  close.addEventListener("click", stop);
-  dialog.addEventListener("cancel", stop); // Escape
-  window.addEventListener("hashchange", stop); // leaving the page
-  document.body.append(dialog);
-  dialog.showModal();
+  });
   showLive(img, cameraId, controller.signal, () => {
     state.textContent = t("camview.on");
     state.dataset.frames = String(Number(state.dataset.frames ?? 0) + 1);

@@ -41,6 +41,25 @@ function safeUrl(value) {
 }
 
 /** Replace an element's children. */
+/**
+ * Show `dialog` as a modal over the page until its `close` button is pressed, Escape, or the page
+ * is left (a hash change); then run `onStop()` and remove it. Returns that stop function.
+ */
+export function openModal(dialog, close, onStop) {
+  const stop = () => {
+    onStop();
+    window.removeEventListener("hashchange", stop);
+    dialog.close();
+    dialog.remove();
+  };
+  close.addEventListener("click", stop);
+  dialog.addEventListener("cancel", stop); // Escape
+  window.addEventListener("hashchange", stop); // leaving the page
+  document.body.append(dialog);
+  dialog.showModal();
+  return stop;
+}
+
 export function fill(el, ...children) {
   el.replaceChildren();
   append(el, children);

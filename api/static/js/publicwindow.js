@@ -6,7 +6,7 @@
 // stops working), so publishing again and unpublishing are confirmed first.
 
 import { download, get, imageUrl, request, seg } from "./api.js";
-import { fill, fmtTime, h, plain } from "./dom.js";
+import { fill, fmtTime, h, openModal, plain } from "./dom.js";
 import { t } from "./i18n.js";
 import { siteName } from "./names.js";
 
@@ -227,18 +227,10 @@ export function publicWindowButton(siteId, banner) {
     const panel = publicWindowPanel(siteId, { signal: controller.signal, banner });
     const close = h("button", { type: "button", class: "ghost", "data-testid": "pw-close" }, t("pubwin.close"));
     const dialog = h("dialog", { class: "pw-dialog", "data-testid": "pw-dialog" }, panel.el, close);
-    const stop = () => {
+    openModal(dialog, close, () => {
       controller.abort();
       panel.dispose();
-      window.removeEventListener("hashchange", stop);
-      dialog.close();
-      dialog.remove();
-    };
-    close.addEventListener("click", stop);
-    dialog.addEventListener("cancel", stop); // Escape
-    window.addEventListener("hashchange", stop); // leaving the page
-    document.body.append(dialog);
-    dialog.showModal();
+    });
   };
   return h("button", { type: "button", class: "small ghost", "data-testid": "pw-open", dataset: { siteId }, onclick: open }, t("pubwin.title"));
 }
