@@ -112,6 +112,18 @@ held_by = "person"
 """
 
 
+def _write_manifest(tmp_path: Path, body: str) -> None:
+    """`body` as tmp_path/x.toml beside a pass-through graph with the (1, 6, n) output it declares."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["images"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 6, "n"])],
+    )
+    onnx.save(helper.make_model(graph), str(tmp_path / "x.onnx"))
+    (tmp_path / "x.toml").write_text(body, encoding="utf-8")
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -121,14 +133,7 @@ held_by = "person"
     ],
 )
 def test_held_by_fields_are_checked(tmp_path: Path, extra: str, message: str | None) -> None:
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["images"], ["out"])],
-        "g",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 6, "n"])],
-    )
-    onnx.save(helper.make_model(graph), str(tmp_path / "x.onnx"))
-    (tmp_path / "x.toml").write_text(BODY + extra, encoding="utf-8")
+    _write_manifest(tmp_path, BODY + extra)
     if message is None:
         rule = load_manifest(tmp_path / "x.toml").violations["cell phone"].held_by
         assert rule is not None and (rule.holder, rule.min_score, rule.min_inside) == ("person", 0.5, 0.5)
@@ -139,14 +144,7 @@ def test_held_by_fields_are_checked(tmp_path: Path, extra: str, message: str | N
 
 @pytest.mark.parametrize("holder", ["cell phone", "dog"])
 def test_the_holder_must_be_another_known_class(tmp_path: Path, holder: str) -> None:
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["images"], ["out"])],
-        "g",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 6, "n"])],
-    )
-    onnx.save(helper.make_model(graph), str(tmp_path / "x.onnx"))
-    (tmp_path / "x.toml").write_text(BODY.replace('held_by = "person"', f'held_by = "{holder}"'), "utf-8")
+    _write_manifest(tmp_path, BODY.replace('held_by = "person"', f'held_by = "{holder}"'))
     with pytest.raises(ConfigurationError, match=r"held_by.*must be another class"):
         load_manifest(tmp_path / "x.toml")
 
