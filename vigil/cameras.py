@@ -29,12 +29,15 @@ MAX_ZONE_POINTS = 64
 
 @dataclass(frozen=True, slots=True)
 class Zone:
-    """A polygon in normalised image coordinates (0..1, origin top left) and the codes that count
-    inside it; no codes means every code."""
+    """A polygon in normalised image coordinates (0..1, origin top left) and the codes it is about;
+    no codes means every code. An ordinary zone is where its codes count (a bare face matters over
+    the preparation counter); an *exclusion* zone is where they do not (a flame on the stove is
+    cooking, the same flame anywhere else is a fire)."""
 
     name: str
     points: tuple[tuple[float, float], ...]
     codes: frozenset[str]
+    exclude: bool = False
 
     def applies_to(self, code: str) -> bool:
         return not self.codes or code in self.codes
@@ -93,7 +96,7 @@ def parse_zones(raw: object) -> tuple[Zone, ...]:
     zones = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise ConfigurationError(f"zone {i} must be an object with name, points and codes")
+            raise ConfigurationError(f"zone {i} must be an object with name, points, codes and exclude")
         name = item.get("name", f"zone-{i}")
         points = item.get("points")
         if not isinstance(points, list) or not 3 <= len(points) <= MAX_ZONE_POINTS:
@@ -110,12 +113,19 @@ def parse_zones(raw: object) -> tuple[Zone, ...]:
         # would be a 500 from the API or, for a hand-edited row, stop the whole camera registry.
         if not isinstance(codes, list) or any(not isinstance(c, str) or c not in known for c in codes):
             raise ConfigurationError(f"zone {name!r}: codes must be violation codes from the catalogue")
-        zones.append(Zone(str(name), tuple(parsed), frozenset(codes)))
+        exclude = item.get("exclude", False)
+        if not isinstance(exclude, bool):
+            raise ConfigurationError(f"zone {name!r}: exclude must be true or false")
+        zones.append(Zone(str(name), tuple(parsed), frozenset(codes), exclude))
     return tuple(zones)
 
 
 def zones_json(zones: tuple[Zone, ...]) -> list[dict[str, Any]]:
-    return [{"name": z.name, "points": [list(p) for p in z.points], "codes": sorted(z.codes)} for z in zones]
+    return [
+        {"name": z.name, "points": [list(p) for p in z.points], "codes": sorted(z.codes)}
+        | ({"exclude": True} if z.exclude else {})
+        for z in zones
+    ]
 
 
 def _camera(row: tuple[Any, ...]) -> Camera:

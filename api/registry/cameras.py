@@ -56,7 +56,9 @@ class Camera(BaseModel):
     source: str = Field(description="stream URL (credentials masked), video file path, or 'push'")
     source_kind: Literal["stream", "file", "push"]
     sample_fps: float
-    zones: list[Any] = Field(description='[{"name": …, "points": [[x, y], …], "codes": [violation code, …]}]')
+    zones: list[Any] = Field(
+        description='[{"name": …, "points": [[x, y], …], "codes": [violation code, …], "exclude": true?}]'
+    )
     enabled: bool
     created_at: datetime
     updated_at: datetime
@@ -86,7 +88,8 @@ class CameraBody(BaseModel):
         default_factory=list,
         json_schema_extra={"maxItems": MAX_ZONES},
         description="polygons in normalised image coordinates (0..1), each with the violation codes that"
-        " count inside it (none: every code); no zones: the whole frame",
+        ' count inside it (none: every code); no zones: the whole frame. A zone with "exclude": true is'
+        " where its codes never count (the stove for FIRE_OPEN_FLAME in a kitchen)",
     )
     enabled: bool = True
 
@@ -177,7 +180,13 @@ async def put_camera(
                             "name": "prep",
                             "points": [[0.1, 0.2], [0.9, 0.2], [0.9, 0.95], [0.1, 0.95]],
                             "codes": ["KITCHEN_NO_MASK"],
-                        }
+                        },
+                        {
+                            "name": "stove",
+                            "points": [[0.6, 0.1], [0.95, 0.1], [0.95, 0.5], [0.6, 0.5]],
+                            "codes": ["FIRE_OPEN_FLAME"],
+                            "exclude": True,
+                        },
                     ],
                     "enabled": True,
                 }

@@ -2,7 +2,8 @@
 
 - **Zones**: a detection counts for a code only if its anchor (the box centre) lies in a zone that
   applies to that code; a code no zone mentions counts anywhere in the frame (a rat is a rat
-  wherever it runs, while a bare face may matter only over the food-preparation counter).
+  wherever it runs, while a bare face may matter only over the food-preparation counter). An
+  exclusion zone works the other way: inside it the code never counts (a flame on the stove).
 - **Temporal confirmation**: a code is confirmed when it was seen in k of the camera's last n
   analysed frames, so one noisy frame raises nothing.
 - **Cooldown**: after a camera raised a code, the same code from it stays quiet for a while.
@@ -36,7 +37,8 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 def in_zones(
     detections: Detections, zones: tuple[Zone, ...], code: str, width: int, height: int
 ) -> np.ndarray:
-    """Mask of the detections that count for `code` given the camera's zones."""
+    """Mask of the detections that count for `code` given the camera's zones: inside one of the
+    code's zones (anywhere if it has none) and inside none of its exclusion zones."""
     applicable = [z for z in zones if z.applies_to(code)]
     if not applicable or len(detections) == 0:
         return np.ones(len(detections), dtype=bool)
@@ -46,9 +48,13 @@ def in_zones(
             (detections.xyxy[:, 1] + detections.xyxy[:, 3]) / (2 * height),
         )
     )
-    mask = np.zeros(len(detections), dtype=bool)
-    for zone in applicable:
+    included = [z for z in applicable if not z.exclude]
+    mask = np.zeros(len(detections), dtype=bool) if included else np.ones(len(detections), dtype=bool)
+    for zone in included:
         mask |= points_in_polygon(centres, np.asarray(zone.points, dtype=np.float64))
+    for zone in applicable:
+        if zone.exclude:
+            mask &= ~points_in_polygon(centres, np.asarray(zone.points, dtype=np.float64))
     return mask
 
 

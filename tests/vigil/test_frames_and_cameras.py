@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from vigil.cameras import Zone, check_source, parse_zones
+from vigil.cameras import Zone, check_source, parse_zones, zones_json
 from vigil.errors import ConfigurationError, InvalidMessage
 from vigil.frames import FrameMeta, decode_frame_meta
 
@@ -80,6 +80,22 @@ def test_zones_parse_and_apply() -> None:
     )
     assert zones == (Zone("prep", ((0.0, 0.0), (1.0, 0.0), (1.0, 0.5)), frozenset({"KITCHEN_NO_MASK"})),)
     assert zones[0].applies_to("KITCHEN_NO_MASK") and not zones[0].applies_to("KITCHEN_RODENT")
+    assert not zones[0].exclude
+
+
+def test_an_exclusion_zone_survives_a_round_trip_and_ordinary_zones_stay_as_they_were() -> None:
+    raw = [
+        {
+            "name": "stove",
+            "points": [[0, 0], [0.5, 0], [0.5, 1]],
+            "codes": ["FIRE_OPEN_FLAME"],
+            "exclude": True,
+        },
+        {"name": "prep", "points": [[0, 0], [1, 0], [1, 0.5]], "codes": ["KITCHEN_NO_MASK"]},
+    ]
+    zones = parse_zones(raw)
+    assert [z.exclude for z in zones] == [True, False]
+    assert zones_json(zones) == [{**z, "points": [[float(x), float(y)] for x, y in z["points"]]} for z in raw]
 
 
 @pytest.mark.parametrize(
@@ -90,6 +106,7 @@ def test_zones_parse_and_apply() -> None:
         [{"points": [[0, 0], [1, 1], [2, 0]]}],
         [{"points": [[0, 0], [1, 1], [True, 0]]}],
         [{"points": [[0, 0], [1, 1], [1, 0]], "codes": ["NOT_A_CODE"]}],
+        [{"points": [[0, 0], [1, 1], [1, 0]], "exclude": "yes"}],
     ],
 )
 def test_bad_zones_are_refused(raw: object) -> None:

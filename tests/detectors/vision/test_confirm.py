@@ -40,6 +40,21 @@ def test_zones_restrict_only_the_codes_they_name() -> None:
     assert in_zones(found, (), "KITCHEN_NO_MASK", 640, 480).tolist() == [True, True]
 
 
+def test_an_exclusion_zone_removes_its_codes_inside_it_and_leaves_the_rest() -> None:
+    # A kitchen camera: the stove (left half) is an exclusion zone for flames; a flame there is
+    # cooking, the same flame on the right is a fire. Other codes are untouched by it.
+    left = ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))
+    stove = Zone("stove", left, frozenset({"FIRE_OPEN_FLAME"}), exclude=True)
+    found = boxes((100, 100, 140, 140), (500, 100, 540, 140))  # left half, right half of 640x480
+    assert in_zones(found, (stove,), "FIRE_OPEN_FLAME", 640, 480).tolist() == [False, True]
+    assert in_zones(found, (stove,), "KITCHEN_SMOKING", 640, 480).tolist() == [True, True]
+    # Beside an ordinary zone for the same code: inside that zone and outside the exclusion.
+    top = Zone("top", ((0.0, 0.0), (1.0, 0.0), (1.0, 0.5), (0.0, 0.5)), frozenset({"FIRE_OPEN_FLAME"}))
+    lower = boxes((500, 400, 540, 440))
+    assert in_zones(found, (top, stove), "FIRE_OPEN_FLAME", 640, 480).tolist() == [False, True]
+    assert in_zones(lower, (top, stove), "FIRE_OPEN_FLAME", 640, 480).tolist() == [False]
+
+
 def test_one_noisy_frame_confirms_nothing() -> None:
     c = CameraConfirmer(k=2, n=3, cooldown_ms=0)
     assert c.observe(1000, CODES, {"KITCHEN_NO_MASK": hit(1000)}) == []
