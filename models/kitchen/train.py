@@ -25,12 +25,21 @@ import numpy as np
 import torch
 
 from models.cli import default_data
-from models.kitchen.data import CLASSES, VAL_FRACTION, Sample, TrainSet, discover, split
+from models.kitchen.data import (
+    CLASSES,
+    KITCHEN_SETS,
+    VAL_FRACTION,
+    Sample,
+    TrainSet,
+    classes_for,
+    discover,
+    split,
+)
 from models.kitchen.evaluate import ClassReport
 from models.kitchen.evaluate import evaluate as evaluate_model
 from models.kitchen.export import export_onnx, write_manifest
 from models.kitchen.loss import DetectionLoss
-from models.kitchen.net import KitchenNet
+from models.kitchen.yolox import DetectorNet, build_net
 from vigil.progress import Progress
 
 WARMUP_EPOCHS = 2  # linear warm-up: from-scratch BatchNorm statistics are wild for the first steps
@@ -49,9 +58,28 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, default=Path(__file__).resolve().parent.parent, help="where kitchen.onnx/.toml go"
     )
     p.add_argument("--name", default="kitchen")
+    p.add_argument(
+        "--sets",
+        default=",".join(KITCHEN_SETS),
+        help="the datasets trained together, comma-separated: the model's classes are theirs "
+        "(masks,cigarettes: the kitchen model; fire: the fire and smoke model)",
+    )
     p.add_argument("--epochs", type=int, default=120)
     p.add_argument("--size", type=int, default=384, help="square input size, a multiple of 32")
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument(
+        "--init",
+        choices=("scratch", "yolox-nano"),
+        default="scratch",
+        help="scratch: KitchenNet at --width/--depth; yolox-nano: COCO-pretrained YOLOX-Nano backbone + "
+        "neck from --pretrained under the same head (--width/--depth unused)",
+    )
+    p.add_argument(
+        "--pretrained",
+        type=Path,
+        default=Path(__file__).resolve().parents[3] / "shared" / "pretrained" / "yolox_nano.onnx",
+        help="YOLOX-Nano ONNX export for --init yolox-nano (../shared/pretrained/yolox_nano.onnx)",
+    )
     p.add_argument("--width", type=float, default=0.5)
     p.add_argument("--depth", type=float, default=0.67)
     p.add_argument("--lr", type=float, default=0.002)
@@ -71,17 +99,40 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--precision",
-        choices=("bf16", "fp32"),
-        default="bf16",
-        help="bf16 autocast runs on AMX/AVX-512 units, ~5x faster than fp32 on this CPU (weights stay fp32)",
+        choices=("auto", "bf16", "fp32"),
+        default="auto",
+        help="bf16 autocast (weights stay fp32) is ~5x faster than fp32 on a CPU with AMX or AVX-512 BF16 "
+        "and ~8x slower on one without (it is emulated there); auto picks by the CPU's flags",
     )
     args = p.parse_args(argv)
     if args.size % 32:
         p.error("--size must be a multiple of 32 (the largest stride)")
+    try:
+        args.sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
+        args.classes = classes_for(args.sets)
+    except ValueError as exc:
+        p.error(str(exc))
+    if args.precision == "auto":
+        args.precision = "bf16" if _native_bf16() else "fp32"
     return args
 
 
-def _collate(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, ...]:
+def _native_bf16() -> bool:
+    """AMX or AVX-512 BF16 on this CPU (Linux's flags; anywhere else, assume not)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _collate(
+    items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], keep: np.ndarray
+) -> tuple[torch.Tensor, ...]:
+    """A batch, with labels renumbered from the datasets' class ids (CLASSES) to the model's:
+    `keep` lists the dataset ids the model has, in its class order."""
+    remap = np.full(len(CLASSES), -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
     images = np.stack([it[0][:, :, ::-1].transpose(2, 0, 1) for it in items])  # BGR HWC -> RGB CHW
     most = max(1, max(len(it[1]) for it in items))
     cls = torch.zeros(len(items), most, dtype=torch.long)
@@ -89,10 +140,10 @@ def _collate(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[to
     valid = torch.zeros(len(items), most, dtype=torch.bool)
     for i, (_, boxes, _) in enumerate(items):
         n = len(boxes)
-        cls[i, :n] = torch.from_numpy(boxes[:, 0].astype(np.int64))
+        cls[i, :n] = torch.from_numpy(remap[boxes[:, 0].astype(np.int64)])
         box[i, :n] = torch.from_numpy(boxes[:, 1:])
         valid[i, :n] = True
-    labelled = torch.from_numpy(np.stack([it[2] for it in items]))
+    labelled = torch.from_numpy(np.stack([it[2][keep] for it in items]))
     return torch.from_numpy(images).float().div_(255), cls, box, valid, labelled
 
 
@@ -124,14 +175,16 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, updates: int) -> N
 
 
 def _evaluate(
-    ema: KitchenNet, args: argparse.Namespace, val: list[Sample], show: bool
+    ema: DetectorNet, args: argparse.Namespace, val: list[Sample], show: bool
 ) -> tuple[float, list[ClassReport]]:
     from detectors.vision.manifest import load_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / f"{args.name}.onnx"
         export_onnx(ema, onnx_path, args.size)
-        manifest = load_manifest(write_manifest(onnx_path, args.size, description="in-training check"))
+        manifest = load_manifest(
+            write_manifest(onnx_path, args.size, description="in-training check", classes=args.classes)
+        )
         reports = evaluate_model(manifest, val, show=show)
     scored = [r.ap50 for r in reports if r.boxes]
     return (float(np.mean(scored)) if scored else 0.0), reports
@@ -145,21 +198,28 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    samples = discover(args.data or default_data())
+    samples = discover(args.data or default_data(), sets=args.sets)
     train, val = split(samples, args.seed, VAL_FRACTION)
     if args.limit:
-        train = [s for src in range(2) for s in [x for x in train if x.source == src][: args.limit]]
-        val = [s for src in range(2) for s in [x for x in val if x.source == src][: max(2, args.limit // 4)]]
-    print(f"photos: {len(train)} training, {len(val)} held out (seed {args.seed})", file=sys.stderr)
+        sources = sorted({s.source for s in samples})
+        train = [s for src in sources for s in [x for x in train if x.source == src][: args.limit]]
+        val = [s for src in sources for s in [x for x in val if x.source == src][: max(2, args.limit // 4)]]
+    print(
+        f"photos: {len(train)} training, {len(val)} held out (seed {args.seed}); sets {','.join(args.sets)}, "
+        f"classes {', '.join(args.classes)}; {args.precision}",
+        file=sys.stderr,
+    )
+    keep = np.array([CLASSES.index(c) for c in args.classes])
     dataset = TrainSet(train, args.size)
 
     # channels_last lets oneDNN pick its blocked convolution kernels without reordering per layer.
-    model = KitchenNet(len(CLASSES), args.width, args.depth).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    net = build_net(args.init, len(args.classes), args.width, args.depth, args.pretrained)
+    model = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
     optimizer = torch.optim.AdamW(_param_groups(model, 5e-4), lr=args.lr, betas=(0.937, 0.999))
-    loss_fn = DetectionLoss(len(CLASSES))
+    loss_fn = DetectionLoss(len(args.classes))
 
     args.work_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = args.work_dir / "last.pt"
@@ -167,12 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     config = {
         k: v
         for k, v in vars(args).items()
-        if k in ("size", "width", "depth", "seed", "epochs", "batch", "lr", "limit", "precision")
+        if k in ("size", "width", "depth", "seed", "epochs", "batch", "lr", "limit", "precision", "init")
     }
+    config["sets"] = list(args.sets)  # a list, as it reads back from the checkpoint
     start_epoch, updates, best = 0, 0, -1.0
     if checkpoint.is_file() and not args.fresh:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state["config"] != config:
+        # Checkpoints from before --init existed were all from scratch.
+        if {"init": "scratch", "sets": list(KITCHEN_SETS), **state["config"]} != config:
             print(
                 f"error: {checkpoint} was made with {state['config']}, not {config}; use --fresh",
                 file=sys.stderr,
@@ -202,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch = [
                     dataset.item(i, rng, mosaic) for i in order[step * args.batch : (step + 1) * args.batch]
                 ]
-                images, cls, box, valid, labelled = _collate(batch)
+                images, cls, box, valid, labelled = _collate(batch, keep)
                 images = images.contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
                     feats = model(images)
@@ -263,11 +325,22 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / f"{args.name}.onnx"
     export_onnx(ema, onnx_path, args.size)
+    origin = {
+        "scratch": "trained from scratch",
+        "yolox-nano": "fine-tuned from the COCO-pretrained YOLOX-Nano backbone and neck (Megvii, Apache-2.0; "
+        "ONNX export by Kazuhito00) under a new head",
+    }[args.init]
+    what = {
+        "masks": "masks",
+        "cigarettes": "cigarettes",
+        "fire": "fire and smoke",
+    }
     manifest = write_manifest(
         onnx_path,
         args.size,
+        classes=args.classes,
         description=(
-            f"Kitchen detector (masks and cigarettes), trained from scratch on the shared photos by "
+            f"Detector of {' and '.join(what[s] for s in args.sets)}, {origin} on the shared photos by "
             f"python -m models.kitchen.train (seed {args.seed}, {args.epochs} epochs, {args.size}px, "
             f"best epoch {state.get('epoch')}). See {args.name}.md."
         ),
