@@ -1,6 +1,6 @@
 """The shared photo sets as one detection dataset: discovery, a seeded grouped split, augmentation.
 
-Two sources with different label sets are trained together into one model, so a kitchen frame
+Three sources with different label sets are trained together into one model, so a kitchen frame
 costs one inference, not two. Their labels are *partial*: the cigarette photos show faces that
 nobody marked with or without a mask, and the mask photos have cigarettes nobody marked. Each
 sample therefore carries the set of classes its source labels; the loss only scores those
@@ -20,7 +20,7 @@ import numpy as np
 
 from models.kitchen.groups import grouped_held_out, never_trained_by_file_rule
 
-CLASSES = ("without_mask", "with_mask", "mask_worn_incorrectly", "cigarette")
+CLASSES = ("without_mask", "with_mask", "mask_worn_incorrectly", "cigarette", "fire", "smoke")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class Source:
     class_map: tuple[int, ...]  # the source's class id -> the model's class id
 
 
-SOURCES = (Source("masks", (0, 1, 2)), Source("cigarettes", (3,)))
+SOURCES = (Source("masks", (0, 1, 2)), Source("cigarettes", (3,)), Source("fire", (4, 5)))
 PAD_VALUE = 114  # the service's letterbox grey (detectors.vision.backends.yolo)
 
 
@@ -59,11 +59,24 @@ def read_labels(path: Path, source: Source) -> np.ndarray:
     return boxes
 
 
-def discover(root: Path, *, partial: bool = False) -> list[Sample]:
-    """Every labelled photo of every set under `root`. Training needs both sets (`partial`
-    False: a missing one is an error); evaluation scores whichever sets are there."""
+KITCHEN_SETS = ("masks", "cigarettes")  # the kitchen model's sets; the fire set trains the fire model
+
+
+def classes_for(sets: Sequence[str]) -> tuple[str, ...]:
+    """A model's classes: those the chosen sets label, in CLASSES order."""
+    unknown = set(sets) - {s.name for s in SOURCES}
+    if unknown or not sets:
+        raise ValueError(f"sets must be some of {', '.join(s.name for s in SOURCES)}, not {sorted(unknown)}")
+    return tuple(CLASSES[c] for s in SOURCES if s.name in sets for c in s.class_map)
+
+
+def discover(root: Path, *, partial: bool = False, sets: Sequence[str] | None = None) -> list[Sample]:
+    """Every labelled photo of the chosen sets (all by default) under `root`. Training needs each
+    of its sets (`partial` False: a missing one is an error); evaluation scores whichever are there."""
     samples = []
     for index, source in enumerate(SOURCES):
+        if sets is not None and source.name not in sets:
+            continue
         images = sorted((root / source.name / "images").glob("*.jpg"))
         if not images:
             if partial:

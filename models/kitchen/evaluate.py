@@ -21,7 +21,7 @@ import numpy as np
 
 from detectors.vision.backends.yolo import YoloOnnxBackend
 from detectors.vision.manifest import ModelManifest
-from models.kitchen.data import SOURCES, Sample
+from models.kitchen.data import CLASSES, SOURCES, Sample
 from vigil.progress import Progress
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -104,6 +104,10 @@ def evaluate(
             for c in manifest.classes
         ]
     )
+    # Datasets label by the training classes' ids; a model may have fewer classes (one trained before
+    # the fire set joined) or another order, so labels are matched to the model's classes by name.
+    known = manifest.classes
+    model_class = {i: known.index(name) for i, name in enumerate(CLASSES) if name in known}
     tps: list[list[np.ndarray]] = [[] for _ in range(nc)]
     confs: list[list[np.ndarray]] = [[] for _ in range(nc)]
     n_gt = np.zeros(nc, dtype=int)
@@ -127,9 +131,12 @@ def evaluate(
                 gt = sample.boxes.copy()
                 gt[:, [1, 3]] *= w
                 gt[:, [2, 4]] *= h
-                for c in SOURCES[sample.source].class_map:
+                for label in SOURCES[sample.source].class_map:
+                    c = model_class.get(label)
+                    if c is None:
+                        continue  # a class the dataset labels but this model does not have
                     mine = dets.class_id == c
-                    gt_c = gt[gt[:, 0] == c, 1:]
+                    gt_c = gt[gt[:, 0] == label, 1:]
                     tp = match_detections(dets.xyxy[mine], dets.confidence[mine], gt_c)
                     tps[c].append(tp)
                     confs[c].append(dets.confidence[mine])

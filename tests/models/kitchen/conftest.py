@@ -1,6 +1,6 @@
-"""A six-photo dataset tree in the layout of ../shared/datasets, built from the demo's bundled
-photos and their original labels, so the kitchen tests run on any machine (the shared datasets
-are not part of the repository)."""
+"""An eight-photo dataset tree in the layout of ../shared/datasets, built from the demo's bundled
+photos and their original labels plus two fire-set frames kept under tests/data, so the kitchen
+tests run on any machine (the shared datasets are not part of the repository)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(
             LABELS / source / "labels" / f"{photo.stem}.txt", root / source / "labels" / f"{photo.stem}.txt"
         )
+    shutil.copytree(LABELS / "fire", root / "fire", ignore=shutil.ignore_patterns("*.md"))
     return root
 
 

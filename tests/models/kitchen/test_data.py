@@ -13,11 +13,13 @@ from models.kitchen.data import CLASSES, SOURCES, TrainSet, discover, labelled_m
 
 def test_discovery_maps_each_source_onto_the_models_classes(smoke_data: Path) -> None:
     samples = discover(smoke_data)
-    assert len(samples) == 6
+    assert len(samples) == 8
     by_source = {SOURCES[s.source].name: s for s in samples}
-    assert set(by_source) == {"masks", "cigarettes"}
+    assert set(by_source) == {"masks", "cigarettes", "fire"}
     cigarette_classes = {int(c) for s in samples if s.source == 1 for c in s.boxes[:, 0]}
     assert cigarette_classes == {CLASSES.index("cigarette")}
+    fire_classes = {int(c) for s in samples if s.source == 2 for c in s.boxes[:, 0]}
+    assert fire_classes == {CLASSES.index("fire"), CLASSES.index("smoke")}
     for s in samples:
         assert (s.boxes[:, 1:] >= 0).all() and (s.boxes[:, 1:] <= 1).all()
         assert (s.boxes[:, 3] > s.boxes[:, 1]).all() and (s.boxes[:, 4] > s.boxes[:, 2]).all()
@@ -45,8 +47,9 @@ def test_the_split_is_seeded_disjoint_and_independent_of_order(smoke_data: Path)
 
 
 def test_each_photo_is_only_scored_on_the_classes_its_source_labels() -> None:
-    assert labelled_mask(0).tolist() == [1, 1, 1, 0]
-    assert labelled_mask(1).tolist() == [0, 0, 0, 1]
+    assert labelled_mask(0).tolist() == [1, 1, 1, 0, 0, 0]
+    assert labelled_mask(1).tolist() == [0, 0, 0, 1, 0, 0]
+    assert labelled_mask(2).tolist() == [0, 0, 0, 0, 1, 1]
 
 
 @pytest.mark.parametrize("mosaic", [True, False])

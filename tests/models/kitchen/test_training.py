@@ -55,3 +55,18 @@ def test_a_checkpoint_from_other_settings_is_refused(smoke_data: Path, tmp_path:
     assert train(smoke_data, tmp_path / "w", tmp_path / "o", "--stop-after", "1").returncode == 0
     other = train(smoke_data, tmp_path / "w", tmp_path / "o", "--seed", "5")
     assert other.returncode == 2 and "use --fresh" in other.stderr
+
+
+def test_the_fire_set_trains_a_fire_and_smoke_model_that_raises_the_fire_codes(
+    smoke_data: Path, tmp_path: Path
+) -> None:
+    done = train(smoke_data, tmp_path / "w", tmp_path / "o", "--sets", "fire", "--name", "fire-smoke")
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = load_manifest(tmp_path / "o" / "fire-smoke.toml")
+    assert manifest.classes == ("fire", "smoke")
+    codes = {n: v.code for n, v in manifest.violations.items()}
+    assert codes == {"fire": "FIRE_OPEN_FLAME", "smoke": "FIRE_SMOKE"}
+    assert outputs(manifest.path).shape == (1, 6, (12 * 12) + (6 * 6) + (3 * 3))
+    assert "fire and smoke" in manifest.description
+    unknown = train(smoke_data, tmp_path / "x", tmp_path / "y", "--sets", "rats")
+    assert unknown.returncode == 2 and "sets must be some of masks, cigarettes, fire" in unknown.stderr
