@@ -70,6 +70,11 @@ def classes_for(sets: Sequence[str]) -> tuple[str, ...]:
     return tuple(CLASSES[c] for s in SOURCES if s.name in sets for c in s.class_map)
 
 
+def sets_for(classes: Sequence[str]) -> tuple[str, ...]:
+    """The sets that label any of a model's classes: what it is trained, calibrated and scored on."""
+    return tuple(s.name for s in SOURCES if any(CLASSES[c] in classes for c in s.class_map))
+
+
 def discover(root: Path, *, partial: bool = False, sets: Sequence[str] | None = None) -> list[Sample]:
     """Every labelled photo of the chosen sets (all by default) under `root`. Training needs each
     of its sets (`partial` False: a missing one is an error); evaluation scores whichever are there."""

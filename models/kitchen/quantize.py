@@ -127,7 +127,7 @@ def time_session(path: Path, size: int, batch: int, seconds: float = 5.0) -> flo
 def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
-    from models.kitchen.data import discover, split
+    from models.kitchen.data import discover, sets_for, split
 
     p = argparse.ArgumentParser(prog="python -m models.kitchen.quantize", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="kitchen", help="manifest name or path of the fp32 model")
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     manifest = load_manifest(find_manifest(args.model))
-    train, _ = split(discover(args.data or default_data()), args.seed)
+    train, _ = split(discover(args.data or default_data(), sets=sets_for(manifest.classes)), args.seed)
     calibration = train[:: max(1, len(train) // CALIBRATION_IMAGES)][:CALIBRATION_IMAGES]
     out = manifest.path.with_name(f"{manifest.name}-int8.onnx")
     methods = {

@@ -47,7 +47,7 @@ def rewrite(text: str, scores: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
-    from models.kitchen.data import TRAINED_SPLITS, discover, held_out_for
+    from models.kitchen.data import TRAINED_SPLITS, discover, held_out_for, sets_for
     from models.kitchen.evaluate import evaluate
 
     p = argparse.ArgumentParser(
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     manifest = load_manifest(find_manifest(args.model))
-    held_out = held_out_for(discover(args.data or default_data()), args.seed, args.trained_split)
+    samples = discover(args.data or default_data(), sets=sets_for(manifest.classes))
+    held_out = held_out_for(samples, args.seed, args.trained_split)
     reports = {r.name: r for r in evaluate(manifest, held_out)}
     scores = {name: rounded(reports[name].f1_score, reports[name].f1) for name in manifest.violations}
     path = manifest.manifest_path
