@@ -42,6 +42,10 @@ EDGE_TOLERANCE_FRAMES = 2
 # A frame is stamped when captured and reaches the ring milliseconds later; waiting this long past
 # the window's end lets the last frames arrive (a second covers one interval at 1 fps).
 AFTER_GRACE_MS = 1000
+# A loaded machine delays frames further (decode and gate queue behind other work): while the
+# ring has not reached the window's end, wait up to this much longer, checking this often, before
+# calling the clip truncated. A camera that really dropped costs its clip these seconds.
+LATE_FRAMES_WAIT_MS, LATE_FRAMES_POLL_S = 3000, 0.25
 # The detector's boxes are where the model saw the behaviour in one frame: they are drawn on the
 # frames within this long of it (about two frames each side at 2 fps), long enough to be seen when
 # the clip plays, short enough not to claim a position for frames the model did not judge.
@@ -202,11 +206,18 @@ class ClipMaker:
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
             assert channel.ring is not None
-            frames = channel.ring.window(start, end)
+            ring, fps = channel.ring, channel.camera.sample_fps
+            slack = EDGE_TOLERANCE_FRAMES * 1000.0 / fps
+            # Polled, not awaited on an event: the ring is filled by reader threads, which know
+            # nothing of this loop, and a few polls per clip cost nothing.
+            for _ in range(round(LATE_FRAMES_WAIT_MS / 1000 / LATE_FRAMES_POLL_S)):
+                if (ring.last_ts() or 0) >= end - slack:
+                    break
+                await asyncio.sleep(LATE_FRAMES_POLL_S)
+            frames = ring.window(start, end)
             if not frames:
                 await self._answer(request, None, "no_frames", "no frames of the clip's window are kept")
                 return
-            fps = channel.camera.sample_fps
             truncated = is_truncated(frames, start, end, fps)
             try:
                 async with self._encoder:

@@ -66,8 +66,9 @@ _CLIP = (
 
 async def run_pipeline(settings, pool, uid, *, stop_camera_after_alert: bool = False, break_store=False):
     ent, site, camera = f"ent-{uid}", f"site-{uid}", f"kitchen-{uid}"
-    # The behaviour starts 8 s in, so the 5 s before the first confirming frame are in the ring.
-    scene = KitchenScene(Script.parse([{"kind": "no_mask", "start_s": 8, "end_s": 600, "worker": 0}]))
+    # The behaviour starts 10 s in, so the 5 s before the first confirming frame are in the ring even
+    # when a loaded machine takes a few seconds to connect camera ingest to the stream.
+    scene = KitchenScene(Script.parse([{"kind": "no_mask", "start_s": 10, "end_s": 600, "worker": 0}]))
     fast = settings.model_copy(update={"camera_keyframe_interval_s": 1.0})
     with MjpegServer(scene, fps=8) as stream:
         await register_camera(
