@@ -98,11 +98,16 @@ def run(settings: object, args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"error: none of masks/, cigarettes/, fire/ under {data}", file=sys.stderr)
         return 2
-    # A model trained before a set joined (the fire set, issue 23) cannot be scored on it: say so
-    # rather than pass over it in silence.
-    for source in sorted({SOURCES[s.source] for s in samples}, key=lambda s: s.name):
-        if not {CLASSES[c] for c in source.class_map} & set(manifest.classes):
-            print(f"{source.name}/: model {manifest.name} has none of its classes: not scored")
+    # A set that labels none of the model's classes (the fire set for the kitchen model) cannot
+    # score it: say so rather than pass over it in silence, and leave its photos out.
+    unscored = {
+        index
+        for index, source in enumerate(SOURCES)
+        if not {CLASSES[c] for c in source.class_map} & set(manifest.classes)
+    }
+    for index in sorted({s.source for s in samples} & unscored, key=lambda i: SOURCES[i].name):
+        print(f"{SOURCES[index].name}/: model {manifest.name} has none of its classes: not scored")
+    samples = [s for s in samples if s.source not in unscored]
     if args.split == "held-out":
         chosen = held_out_for(samples, args.seed, args.trained_split)
         what = (

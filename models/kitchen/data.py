@@ -158,9 +158,12 @@ class TrainSet:
     416); every `item` is a fresh augmentation drawn from the caller's RNG, so an epoch is
     reproducible from its seed alone, which is what makes a resumed run identical."""
 
-    def __init__(self, samples: Sequence[Sample], size: int) -> None:
+    def __init__(self, samples: Sequence[Sample], size: int, negatives: frozenset[int] = frozenset()) -> None:
+        """`negatives`: sources whose photos show none of the model's classes (their boxes already
+        dropped): every class is scored on them, as absent, so they teach what is not a fire."""
         self.samples = list(samples)
         self.size = size
+        self.negatives = negatives
         self.images: list[np.ndarray] = []
         self.by_source: dict[int, list[int]] = {}
         for i, sample in enumerate(self.samples):
@@ -188,6 +191,8 @@ class TrainSet:
         else:
             image, boxes = self._placed(index, rng)
         image, boxes = _hsv_flip(image, boxes, rng)
+        if source in self.negatives:
+            return image, boxes, np.ones(len(CLASSES), dtype=np.float32)
         return image, boxes, labelled_mask(source)
 
     def _pixel_boxes(self, index: int) -> tuple[np.ndarray, np.ndarray]:

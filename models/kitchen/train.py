@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -28,6 +29,7 @@ from models.cli import default_data
 from models.kitchen.data import (
     CLASSES,
     KITCHEN_SETS,
+    SOURCES,
     VAL_FRACTION,
     Sample,
     TrainSet,
@@ -98,6 +100,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         help="train at most N epochs in this run, then exit with the checkpoint saved (time-boxed runs)",
     )
     p.add_argument(
+        "--negatives",
+        default="",
+        help="datasets whose photos join as negatives only, their own labels dropped (fire model: "
+        "masks, street and indoor photos with no fire or smoke in them)",
+    )
+    p.add_argument(
         "--precision",
         choices=("auto", "bf16", "fp32"),
         default="auto",
@@ -110,6 +118,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     try:
         args.sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
         args.classes = classes_for(args.sets)
+        args.negatives = tuple(s.strip() for s in args.negatives.split(",") if s.strip())
+        if args.negatives:
+            classes_for(args.negatives)  # known set names
+        if set(args.negatives) & set(args.sets):
+            raise ValueError("a set is either trained on or a source of negatives, not both")
     except ValueError as exc:
         p.error(str(exc))
     if args.precision == "auto":
@@ -198,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    samples = discover(args.data or default_data(), sets=args.sets)
+    samples = discover(args.data or default_data(), sets=args.sets + args.negatives)
+    # Negatives keep no box: their classes are not the model's, and what they show is none of its.
+    samples = [
+        dataclasses.replace(s, boxes=s.boxes[:0]) if SOURCES[s.source].name in args.negatives else s
+        for s in samples
+    ]
     train, val = split(samples, args.seed, VAL_FRACTION)
     if args.limit:
         sources = sorted({s.source for s in samples})
@@ -210,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     keep = np.array([CLASSES.index(c) for c in args.classes])
-    dataset = TrainSet(train, args.size)
+    negative_sources = frozenset(i for i, s in enumerate(SOURCES) if s.name in args.negatives)
+    dataset = TrainSet(train, args.size, negative_sources)
 
     # channels_last lets oneDNN pick its blocked convolution kernels without reordering per layer.
     net = build_net(args.init, len(args.classes), args.width, args.depth, args.pretrained)
@@ -230,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         if k in ("size", "width", "depth", "seed", "epochs", "batch", "lr", "limit", "precision", "init")
     }
     config["sets"] = list(args.sets)  # a list, as it reads back from the checkpoint
+    if args.negatives:  # absent from older checkpoints
+        config["negatives"] = list(args.negatives)
     start_epoch, updates, best = 0, 0, -1.0
     if checkpoint.is_file() and not args.fresh:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -340,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         args.size,
         classes=args.classes,
         description=(
-            f"Detector of {' and '.join(what[s] for s in args.sets)}, {origin} on the shared photos by "
+            f"Detector of {' and '.join(what[s] for s in args.sets)}, {origin} on the shared photos"
+            + (f" (negatives: the {', '.join(args.negatives)} photos)" if args.negatives else "")
+            + " by "
             f"python -m models.kitchen.train (seed {args.seed}, {args.epochs} epochs, {args.size}px, "
             f"best epoch {state.get('epoch')}). See {args.name}.md."
         ),
