@@ -5,7 +5,8 @@ supervisors act on any site, an enterprise on its own (another's site or camera 
 did not exist). `POST …/public-window` issues the site's link and answers it once: only the token's
 SHA-256 is stored (migration 0016), as for API keys, so the enterprise keeps the link (or its
 printed QR code) and a new POST replaces it, ending the old link at once. The QR routes therefore
-take the token back and draw it only if it is the site's current one. `DELETE …/public-window`
+take the token back, in a POST body (a query string would land in proxies' access logs), and draw
+it only if it is the site's current one. `DELETE …/public-window`
 ends the link and unpublishes every camera of the site; viewers' streams end within seconds.
 
 Every change (published, republished, unpublished, a camera added or removed) is written to
@@ -25,7 +26,7 @@ from typing import Annotated, Any, Literal
 import segno
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from psycopg import AsyncConnection
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.alert_query import scope
 from api.auth import AUTH_ERRORS, Authenticated, Principal
@@ -38,7 +39,15 @@ from vigil.settings import Settings
 
 SiteId = Annotated[str, Path(pattern=ID_PATTERN)]
 CameraId = Annotated[str, Path(pattern=ID_PATTERN)]
-Token = Annotated[str, Query(pattern=TOKEN_PATTERN, description="the token POST answered")]
+
+
+class QrRequest(BaseModel):
+    """The link's token in the body, never in the query: a query string lands in access logs."""
+
+    model_config = ConfigDict(extra="forbid")
+    token: Annotated[str, Field(pattern=TOKEN_PATTERN, description="the token publishing answered")]
+
+
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "no such site or camera (or not the caller's)"}
 }
@@ -257,26 +266,30 @@ def make_router(settings: Settings) -> APIRouter:
 
     image: dict[int | str, dict[str, Any]] = {**AUTH_ERRORS, **_NOT_FOUND}
 
-    @router.get(
+    @router.post(
         "/qr.png",
         summary="The public link as a QR code (PNG), for printing at the door",
         response_class=Response,
         responses={**image, 200: {"content": {"image/png": {"schema": _BINARY}}}},
     )
-    async def qr_png(principal: Authenticated, pool: Pool, site_id: SiteId, token: Token) -> Response:
+    async def qr_png(principal: Authenticated, pool: Pool, site_id: SiteId, body: QrRequest) -> Response:
         out = io.BytesIO()
-        (await qr(principal, pool, site_id, token)).save(out, kind="png", scale=QR_SCALE, border=QR_BORDER)
+        (await qr(principal, pool, site_id, body.token)).save(
+            out, kind="png", scale=QR_SCALE, border=QR_BORDER
+        )
         return Response(out.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    @router.get(
+    @router.post(
         "/qr.svg",
         summary="The public link as a QR code (SVG), for printing at any size",
         response_class=Response,
         responses={**image, 200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
     )
-    async def qr_svg(principal: Authenticated, pool: Pool, site_id: SiteId, token: Token) -> Response:
+    async def qr_svg(principal: Authenticated, pool: Pool, site_id: SiteId, body: QrRequest) -> Response:
         out = io.BytesIO()
-        (await qr(principal, pool, site_id, token)).save(out, kind="svg", scale=QR_SCALE, border=QR_BORDER)
+        (await qr(principal, pool, site_id, body.token)).save(
+            out, kind="svg", scale=QR_SCALE, border=QR_BORDER
+        )
         return Response(out.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     return router

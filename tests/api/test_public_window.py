@@ -123,14 +123,17 @@ async def test_public_frames_show_no_face_and_stop_when_unpublished(
             state = (await http.get(admin, headers=bearer(own))).json()
             assert state["published"] and state["cameras"] == [camera] and "token" not in state
 
-            # The QR code decodes to the public URL; the wrong token draws nothing.
-            png = await http.get(f"{admin}/qr.png", params={"token": link["token"]}, headers=bearer(own))
+            # The QR code decodes to the public URL; the wrong token draws nothing. The token goes in
+            # a POST body: the query-string form (which access logs keep) is not served.
+            leaky = await http.get(f"{admin}/qr.png", params={"token": link["token"]}, headers=bearer(own))
+            assert leaky.status_code == 405
+            png = await http.post(f"{admin}/qr.png", json={"token": link["token"]}, headers=bearer(own))
             assert png.status_code == 200 and png.headers["content-type"] == "image/png"
             image = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_COLOR)
             assert qr_text(image) == link["url"]
-            svg = await http.get(f"{admin}/qr.svg", params={"token": link["token"]}, headers=bearer(operator))
+            svg = await http.post(f"{admin}/qr.svg", json={"token": link["token"]}, headers=bearer(operator))
             assert svg.status_code == 200 and b"<svg" in svg.content
-            wrong = await http.get(f"{admin}/qr.png", params={"token": other["token"]}, headers=bearer(own))
+            wrong = await http.post(f"{admin}/qr.png", json={"token": other["token"]}, headers=bearer(own))
             assert wrong.status_code == 404
 
             page = await http.get(f"/public/w/{link['token']}")

@@ -246,9 +246,10 @@ export const post = (path, json, signal) => request(path, { method: "POST", json
 /**
  * Saves what the API serves behind the bearer header (an export) as a file: a plain link could not
  * carry the header. The file is named by the server's Content-Disposition where it gives one.
+ * With `json`, it is asked for by POST with that body (for what must not appear in a URL).
  */
-export async function download(path, query, fallbackName) {
-  const response = await request(path, { query, raw: true });
+export async function download(path, query, fallbackName, json) {
+  const response = await request(path, json === undefined ? { query, raw: true } : { method: "POST", json, raw: true });
   const blob = await response.blob();
   const disposition = response.headers.get("Content-Disposition") || "";
   const named = /filename\*=UTF-8''([^;]+)/i.exec(disposition) || /filename="?([^";]+)"?/i.exec(disposition);
@@ -263,10 +264,10 @@ export async function download(path, query, fallbackName) {
 
 /**
  * An image the API serves behind the bearer header, as a blob URL for an <img>. The caller
- * revokes it (`URL.revokeObjectURL`) when the view goes.
+ * revokes it (`URL.revokeObjectURL`) when the view goes. With `json`, asked for by POST.
  */
-export async function imageUrl(path, signal) {
-  const response = await request(path, { raw: true, signal });
+export async function imageUrl(path, signal, json) {
+  const response = await request(path, json === undefined ? { raw: true, signal } : { method: "POST", json, raw: true, signal });
   const blob = await response.blob();
   if (!blob.type.startsWith("image/")) throw new ApiError(415, t("error.not_image"));
   return URL.createObjectURL(blob);

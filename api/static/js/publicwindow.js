@@ -118,18 +118,18 @@ export function publicWindowPanel(siteId, { signal, banner }) {
   }
 
   function showLink(link) {
-    const query = `token=${encodeURIComponent(link.token)}`;
     const img = h("img", { alt: t("pubwin.qr_alt"), "data-testid": "pw-qr", class: "pw-qr" });
     const print = button(t("pubwin.print"), "pw-print", () => printSheet(link.url, img));
     print.disabled = true; // until the image is there to print
-    imageUrl(`${base}/qr.png?${query}`, signal)
+    // The token travels in a POST body: a query string would end up in access logs.
+    imageUrl(`${base}/qr.png`, signal, { token: link.token })
       .then((url) => {
         blob = url;
         img.src = url;
         print.disabled = false;
       })
       .catch(failed);
-    const svg = button(t("pubwin.svg"), "pw-svg", () => download(`${base}/qr.svg`, { token: link.token }, `qr-${siteId}.svg`), "ghost");
+    const svg = button(t("pubwin.svg"), "pw-svg", () => download(`${base}/qr.svg`, undefined, `qr-${siteId}.svg`, { token: link.token }), "ghost");
     fill(
       once,
       h("strong", null, t("pubwin.once_title")),
