@@ -33,7 +33,7 @@ _REASON_TOLD = frozenset(
     {"acknowledged", "rectification_submitted", "verified", "rejected", "escalated", "dismissed"}
 )
 # Actors that are Vigil itself rather than a person (alerts/store.py, timers.py, notifier.py).
-_SYSTEM = ("detector:", "notifier", "policy", "timer")
+_SYSTEM = ("detector:", "notifier", "policy", "timer", "system:")
 
 
 def actor_kind(actor: str) -> Actor:

@@ -73,3 +73,38 @@ async def test_every_publishing_change_is_audited_in_the_callers_scope(
     async with pool.connection() as conn:
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             await conn.execute("DELETE FROM public_window_audit WHERE site_id = %s", (site,))
+
+
+async def test_a_camera_moved_to_another_site_leaves_the_old_window_and_its_audit_says_so(
+    client: httpx.AsyncClient, pool: Any, uid: str
+) -> None:
+    ent, old, new, cam = f"ent-{uid}", f"site-{uid}", f"site2-{uid}", f"cam-{uid}"
+    await register_camera(pool, enterprise_id=ent, site_id=old, camera_id=cam, source="push")
+    await register_camera(pool, enterprise_id=ent, site_id=new, camera_id=f"other-{uid}", source="push")
+    own = await make_key(pool, "enterprise", ent)
+    link = (await client.post(f"/api/v1/sites/{old}/public-window", headers=bearer(own))).json()
+    assert (
+        await client.put(f"/api/v1/sites/{old}/public-window/cameras/{cam}", headers=bearer(own))
+    ).status_code == 204
+    assert f"/cameras/{cam}.mjpg" in (await client.get(f"/public/w/{link['token']}")).text
+
+    # Moved by the command line (no API principal): the trail is the database's, whatever the path.
+    await register_camera(pool, enterprise_id=ent, site_id=new, camera_id=cam, source="push")
+    assert f"/cameras/{cam}.mjpg" not in (await client.get(f"/public/w/{link['token']}")).text
+    state = (await client.get(f"/api/v1/sites/{old}/public-window", headers=bearer(own))).json()
+    assert state["cameras"] == []
+    trail = (await client.get(f"/api/v1/sites/{old}/public-window/audit", headers=bearer(own))).json()[
+        "items"
+    ]
+    assert [(e["action"], e["camera_id"], e["by"]) for e in trail[:2]] == [
+        ("camera_removed", cam, "system"),
+        ("camera_added", cam, "enterprise"),
+    ]
+    # On its new site it is shown only once someone shows it there, and that is audited there.
+    assert (
+        await client.put(f"/api/v1/sites/{new}/public-window/cameras/{cam}", headers=bearer(own))
+    ).status_code == 204
+    there = (await client.get(f"/api/v1/sites/{new}/public-window/audit", headers=bearer(own))).json()[
+        "items"
+    ]
+    assert [(e["action"], e["camera_id"]) for e in there] == [("camera_added", cam)]
