@@ -53,7 +53,7 @@ CMAKE_FLAGS = (
 # about 60% of the time (105 s against 167 s, built side by side on this 2-core machine), and a
 # fresh CI machine builds it inside the suite. Still a Release build type (a Debug one would turn
 # on TimescaleDB's debug-only code paths). Benchmarks and the demo get the optimised build.
-UNOPTIMISED_FLAGS = ("-DCMAKE_C_FLAGS_RELEASE=-O0",)
+UNOPTIMISED_FLAGS = ("-DCMAKE_C_FLAGS_RELEASE=-O0 -DNDEBUG",)  # Release's flags but -O3
 _INFO = "BUILD-INFO.json"  # written last before the rename: a cache folder without it is not one
 # What the server needs at run time; headers and PGXS stay in the cache for whoever builds more.
 _RUNTIME = ("bin", "lib", "share")
@@ -220,12 +220,12 @@ def build_info(install: Path) -> dict[str, str]:
     return info
 
 
-def unavailable_reason(folder: Path | None = None) -> str | None:
+def unavailable_reason(folder: Path | None = None, *, optimised: bool = True) -> str | None:
     """Why TimescaleDB cannot be had here (no source, no compiler, …), without building; None if it
     is cached or can be built."""
     try:
         tarball, _ = find_source(folder)
-        key = build_key(tarball, _pg_version(_wheel() / "pginstall"))
+        key = build_key(tarball, _pg_version(_wheel() / "pginstall"), optimised=optimised)
         if not (cache_root() / f"timescaledb-{key}" / _INFO).exists():
             for name, install in _TOOLS.items():
                 _tool(name, install)

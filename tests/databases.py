@@ -70,7 +70,7 @@ async def new_database(settings: Settings) -> AsyncIterator[NewDatabase]:
 def timescaledb_url() -> Iterator[str]:
     """One TimescaleDB server for the whole run (built on first use), its default database
     migrated; skipped, with the reason, where TimescaleDB cannot be built."""
-    reason = unavailable_reason()
+    reason = unavailable_reason(optimised=False)
     if reason is not None:
         pytest.skip(f"TimescaleDB tests skipped: {reason}")
     workdir = Path(tempfile.mkdtemp(prefix="vigil-timescaledb-"))

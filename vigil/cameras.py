@@ -25,6 +25,7 @@ PUSH_SOURCE = "push"
 STREAM_SCHEMES = ("rtsp", "rtsps", "http", "https")
 MAX_ZONES = 16
 MAX_ZONE_POINTS = 64
+ZONE_KEYS = ("name", "points", "codes", "exclude")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,11 @@ def parse_zones(raw: object) -> tuple[Zone, ...]:
         if not isinstance(item, dict):
             raise ConfigurationError(f"zone {i} must be an object with name, points, codes and exclude")
         name = item.get("name", f"zone-{i}")
+        # A misspelt key is refused, not ignored: "excluded": true read as an ordinary zone would
+        # turn the stove into the only place a flame counts.
+        if unknown := sorted(str(k) for k in item if k not in ZONE_KEYS):
+            known = ", ".join(ZONE_KEYS)
+            raise ConfigurationError(f"zone {name!r}: unknown keys {unknown}; a zone has {known}")
         points = item.get("points")
         if not isinstance(points, list) or not 3 <= len(points) <= MAX_ZONE_POINTS:
             raise ConfigurationError(f"zone {name!r}: points must be a list of 3 to {MAX_ZONE_POINTS} [x, y]")

@@ -39,7 +39,15 @@ def accuracy_table(reports: list[ClassReport], targets: dict[str, float] = TARGE
 def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
-    from models.kitchen.data import CLASSES, TRAINED_SPLITS, VAL_FRACTION, discover, held_out_for, split
+    from models.kitchen.data import (
+        CLASSES,
+        TRAINED_SPLITS,
+        VAL_FRACTION,
+        discover,
+        held_out_for,
+        sets_for,
+        split,
+    )
     from models.kitchen.evaluate import no_mask_false_alarms
     from models.kitchen.quantize import time_session
 
@@ -61,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     fp32 = load_manifest(find_manifest(args.model))
     int8 = load_manifest(find_manifest(fp32.manifest_path.with_name(f"{fp32.name}-int8.toml")))
-    samples = discover(args.data or default_data())
+    samples = discover(args.data or default_data(), sets=sets_for(fp32.classes))
     train, grouped_held_out = split(samples, args.seed)
     held_out = held_out_for(samples, args.seed, args.trained_split)
     print("held-out accuracy, fp32 then int8", file=sys.stderr)
@@ -79,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.history.is_file():
         history = [json.loads(line) for line in args.history.read_text(encoding="utf-8").splitlines() if line]
 
-    counts = {name: [0, 0] for name in CLASSES}
+    counts = {name: [0, 0] for name in fp32.classes}
     for group, index in ((train, 0), (grouped_held_out, 1)):
         for s in group:
             for c in s.boxes[:, 0].astype(int):
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "A compact YOLOv8-style detector (CSP backbone, PAN neck, anchor-free head with DFL) trained "
         "**from scratch** (no pretrained weights: none can be downloaded here) on the real photos in "
         "`../shared/datasets/`, for kitchen cameras: faces with and without masks, and cigarettes. "
-        f"Input {size}x{size} letterboxed RGB; output `(B, {4 + len(CLASSES)}, N)` in the YOLOv8 layout, "
+        f"Input {size}x{size} letterboxed RGB; output `(B, {4 + len(fp32.classes)}, N)`, YOLOv8 layout, "
         "read by the service's own decoder. "
         f"Files: `{fp32.path.name}` ({fp32.path.stat().st_size / 1e6:.1f} MB, fp32) and "
         f"`{int8.path.name}` ({int8.path.stat().st_size / 1e6:.1f} MB, static int8 QDQ, "

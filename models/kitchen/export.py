@@ -9,7 +9,6 @@ from typing import cast
 
 import torch
 
-from models.kitchen.data import CLASSES
 from models.kitchen.net import ExportWrapper, KitchenNet
 from models.kitchen.yolox import DetectorNet
 
@@ -50,7 +49,7 @@ def write_manifest(
     size: int,
     *,
     description: str,
-    classes: Sequence[str] = CLASSES,
+    classes: Sequence[str],
     score_threshold: float = 0.25,
 ) -> Path:
     lines = [

@@ -79,8 +79,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--pretrained",
         type=Path,
-        default=Path(__file__).resolve().parents[3] / "shared" / "pretrained" / "yolox_nano.onnx",
-        help="YOLOX-Nano ONNX export for --init yolox-nano (../shared/pretrained/yolox_nano.onnx)",
+        # The repository's copy (unchanged from ../shared/pretrained/yolox_nano.onnx, same SHA-256).
+        default=Path(__file__).resolve().parents[1] / "yolox-nano-coco.onnx",
+        help="YOLOX-Nano ONNX export for --init yolox-nano (models/yolox-nano-coco.onnx)",
     )
     p.add_argument("--width", type=float, default=0.5)
     p.add_argument("--depth", type=float, default=0.67)
@@ -116,8 +117,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if args.size % 32:
         p.error("--size must be a multiple of 32 (the largest stride)")
     try:
-        args.sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
-        args.classes = classes_for(args.sets)
+        given = {s.strip() for s in args.sets.split(",") if s.strip()}
+        args.classes = classes_for(sorted(given))  # refuses unknown names
+        args.sets = tuple(s.name for s in SOURCES if s.name in given)  # one order, whatever was typed
         args.negatives = tuple(s.strip() for s in args.negatives.split(",") if s.strip())
         if args.negatives:
             classes_for(args.negatives)  # known set names
@@ -125,7 +127,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
             raise ValueError("a set is either trained on or a source of negatives, not both")
     except ValueError as exc:
         p.error(str(exc))
-    if args.precision == "auto":
+    args.precision_auto = args.precision == "auto"
+    if args.precision_auto:
         args.precision = "bf16" if _native_bf16() else "fp32"
     return args
 
@@ -254,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     start_epoch, updates, best = 0, 0, -1.0
     if checkpoint.is_file() and not args.fresh:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        # Checkpoints from before --init existed were all from scratch.
+        # Checkpoints from before --init and --sets were all from scratch, on the kitchen sets. A run
+        # begun on another machine goes on in its own precision unless one was asked for here.
+        if args.precision_auto and "precision" in state["config"]:
+            config["precision"] = args.precision = state["config"]["precision"]
         if {"init": "scratch", "sets": list(KITCHEN_SETS), **state["config"]} != config:
             print(
                 f"error: {checkpoint} was made with {state['config']}, not {config}; use --fresh",

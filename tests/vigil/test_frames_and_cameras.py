@@ -107,6 +107,7 @@ def test_an_exclusion_zone_survives_a_round_trip_and_ordinary_zones_stay_as_they
         [{"points": [[0, 0], [1, 1], [True, 0]]}],
         [{"points": [[0, 0], [1, 1], [1, 0]], "codes": ["NOT_A_CODE"]}],
         [{"points": [[0, 0], [1, 1], [1, 0]], "exclude": "yes"}],
+        [{"points": [[0, 0], [1, 1], [1, 0]], "codes": ["FIRE_OPEN_FLAME"], "excluded": True}],
     ],
 )
 def test_bad_zones_are_refused(raw: object) -> None:

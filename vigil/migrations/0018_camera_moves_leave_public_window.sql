@@ -17,3 +17,14 @@ END $$;
 CREATE TRIGGER camera_moved_leaves_public_window AFTER UPDATE OF site_id ON cameras
     FOR EACH ROW WHEN (OLD.site_id IS DISTINCT FROM NEW.site_id)
     EXECUTE FUNCTION camera_moved_leaves_public_window();
+
+-- Cameras moved between migrations 0016 and this one are still listed on their old site's window
+-- (where the public page no longer shows them): take them off now, with the same trail.
+WITH moved AS (
+    DELETE FROM public_cameras p USING cameras c
+    WHERE c.camera_id = p.camera_id AND c.site_id <> p.site_id
+    RETURNING p.camera_id, p.site_id
+)
+INSERT INTO public_window_audit (site_id, enterprise_id, actor, action, camera_id)
+SELECT m.site_id, s.enterprise_id, 'system:camera-moved', 'camera_removed', m.camera_id
+FROM moved m JOIN sites s ON s.site_id = m.site_id;
