@@ -5,6 +5,8 @@ signature checked against the issuer's published keys (JWKS) by joserfc and its 
 
 The person is never created here: the claim `VIGIL_OIDC_USERNAME_CLAIM` must name an existing
 bureau password account, by its username or its staff id (`VIGIL_OIDC_MATCH`), that is enabled.
+That first sign-in binds the account to the provider's identity (issuer and `sub`, migration 0019):
+afterwards only that identity signs in as it, whatever its editable claims say.
 The session opened is that account's, the same `vt_…` token a password sign-in opens
 (`accounts.open_session`), so the audit names the same person however they signed in; enterprise
 accounts are not offered: the bureau's provider knows the bureau's staff only.
@@ -51,6 +53,7 @@ from vigil.settings import Settings
 
 if TYPE_CHECKING:
     from joserfc.jwk import KeySetSerialization
+    from psycopg import AsyncConnection
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ CLOCK_LEEWAY_S = 60
 # Where the callback sends the browser: the dashboard, relative to /api/v1/auth/oidc/callback so
 # that it also holds behind a path-prefixing proxy.
 DASHBOARD = "../../../../dashboard/"
-Failure = Literal["denied", "failed", "no_account", "disabled"]
+Failure = Literal["denied", "failed", "no_account", "disabled", "bound"]
 
 
 class SingleSignOnError(Exception):
@@ -202,8 +205,9 @@ class Provider:
         ])  # fmt: skip
         return url, flow
 
-    async def person(self, http: httpx.AsyncClient, code: str, flow: dict[str, Any]) -> str:
-        """The claim that names the person, from an id_token got for `code` and checked."""
+    async def person(self, http: httpx.AsyncClient, code: str, flow: dict[str, Any]) -> tuple[str, str]:
+        """(the claim that names the person, their identity: issuer and `sub`), from an id_token
+        got for `code` and checked."""
         metadata = await self.metadata(http)
         response = await http.post(
             metadata["token_endpoint"],
@@ -228,25 +232,43 @@ class Provider:
             nonce=flow["nonce"], access_token=tokens.get("access_token"),
             algorithms=signing_algorithms(metadata.get("id_token_signing_alg_values_supported")),
         )  # fmt: skip
-        value = claims.get(self.claim)
+        value, sub = claims.get(self.claim), claims.get("sub")
+        if not isinstance(sub, str) or not sub or len(sub) > 255:  # OpenID Connect: at most 255 ASCII
+            raise SingleSignOnError("failed", "the id_token has no usable sub claim")
         if not isinstance(value, str) or not value:
             raise SingleSignOnError("no_account", f"the id_token has no {self.claim!r} claim")
-        return value
+        return value, f"{self.issuer} {sub}"
 
 
-async def _account_for(pool: Any, match: str, value: str) -> str:
-    """The username of the enabled bureau account that `value` names."""
-    column = "username" if match == "username" else "staff_id"
-    wanted = accounts.normalise_username(value) if match == "username" else value
-    async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn:
+async def account_for(conn: AsyncConnection[Any], match: str, value: str, identity: str) -> str:
+    """The username of the enabled bureau account this provider identity signs in as. An identity
+    seen before is its account's whatever its claims say now; a new one is matched by the claim
+    (`value`) to an account no identity holds yet, and bound to it, in the caller's transaction. So
+    a person who edits their `preferred_username` at the provider cannot become someone else."""
+    cur = await conn.execute(
+        "SELECT username, disabled_at IS NOT NULL FROM accounts WHERE sso_identity = %s", (identity,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        column = "username" if match == "username" else "staff_id"
+        wanted = accounts.normalise_username(value) if match == "username" else value
         cur = await conn.execute(
-            f"SELECT username, disabled_at IS NOT NULL FROM accounts"  # noqa: S608 (column is one of two literals)
-            f" WHERE {column} = %s AND staff_id IS NOT NULL AND role <> 'enterprise'",
+            f"SELECT username, disabled_at IS NOT NULL, sso_identity FROM accounts"  # noqa: S608 (column is one of two literals)
+            f" WHERE {column} = %s AND staff_id IS NOT NULL AND role <> 'enterprise' FOR UPDATE",
             (wanted,),
         )
-        row = await cur.fetchone()
-    if row is None:
-        raise SingleSignOnError("no_account", f"no bureau account has {column} {wanted!r}")
+        found = await cur.fetchone()
+        if found is None:
+            raise SingleSignOnError("no_account", f"no bureau account has {column} {wanted!r}")
+        if found[2] is not None:
+            raise SingleSignOnError(
+                "bound", f"account {found[0]} is bound to another identity at the provider"
+            )
+        row = found[:2]
+        if not row[1]:
+            await conn.execute(
+                "UPDATE accounts SET sso_identity = %s WHERE username = %s", (identity, row[0])
+            )
     if row[1]:
         raise SingleSignOnError("disabled", f"account {row[0]} is disabled")
     return str(row[0])
@@ -315,10 +337,10 @@ def make_router(settings: Settings) -> APIRouter:
             ):
                 raise SingleSignOnError("failed", "the answer's state is not this browser's flow's")
             async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
-                value = await provider.person(http, code, flow)
-            username = await _account_for(pool, provider.match, value)
+                value, identity = await provider.person(http, code, flow)
             ttl = timedelta(seconds=request.app.state.session_ttl_s)
             async with pool.connection(timeout=ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+                username = await account_for(conn, provider.match, value, identity)
                 token, _expires = await accounts.open_session(conn, username, ttl)
                 # Only the sign-in time: the password's lock-out count is the password's business.
                 await conn.execute(

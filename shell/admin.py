@@ -390,12 +390,14 @@ def _add_account_parsers(sub: Any) -> None:
         )
     asub.add_parser("disable", help="disable the account and end its sessions").add_argument("username")
     asub.add_parser("enable", help="enable the account again and clear its lock-out").add_argument("username")
+    unlink = "forget the single sign-on identity bound to the account (the next sign-in binds again)"
+    asub.add_parser("sso-unlink", help=unlink).add_argument("username")
     asub.add_parser("list", help="list accounts (never their hashes)")
     acc.set_defaults(handler=_accounts)
 
 
 async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
-    """`vigil accounts add|passwd|disable|enable|list`: people's accounts (vigil/accounts.py)."""
+    """`vigil accounts add|passwd|disable|enable|sso-unlink|list`: people's accounts (vigil/accounts.py)."""
     import sys
 
     from vigil import accounts
@@ -434,6 +436,10 @@ async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
                 f"account {username} {command}d"
                 + ("; its sessions are closed" if command == "disable" else "")
             )
+        elif command == "sso-unlink":
+            had = await accounts.unlink_sso(conn, accounts.normalise_username(username))
+            done = "single sign-on identity unlinked" if had else "no single sign-on identity was linked"
+            print(f"account {username}: {done}")
         else:
             cur = await conn.execute(
                 "SELECT username, role, coalesce(staff_id, enterprise_id), display_name,"

@@ -217,6 +217,19 @@ async def set_disabled(conn: AsyncConnection[Any], username: str, disabled: bool
         await conn.execute("DELETE FROM account_sessions WHERE username = %s", (username,))
 
 
+async def unlink_sso(conn: AsyncConnection[Any], username: str) -> bool:
+    """Forget the single sign-on identity bound to the account (migration 0019); the next sign-in
+    by the provider binds again. Whether one was bound."""
+    cur = await conn.execute(
+        "SELECT sso_identity IS NOT NULL FROM accounts WHERE username = %s FOR UPDATE", (username,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound(f"account {username} not found")
+    await conn.execute("UPDATE accounts SET sso_identity = NULL WHERE username = %s", (username,))
+    return bool(row[0])
+
+
 @dataclass(frozen=True, slots=True)
 class LoginRow:
     password_hash: str

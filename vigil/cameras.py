@@ -102,8 +102,8 @@ def parse_zones(raw: object) -> tuple[Zone, ...]:
         # A misspelt key is refused, not ignored: "excluded": true read as an ordinary zone would
         # turn the stove into the only place a flame counts.
         if unknown := sorted(str(k) for k in item if k not in ZONE_KEYS):
-            known = ", ".join(ZONE_KEYS)
-            raise ConfigurationError(f"zone {name!r}: unknown keys {unknown}; a zone has {known}")
+            keys = ", ".join(ZONE_KEYS)
+            raise ConfigurationError(f"zone {name!r}: unknown keys {unknown}; a zone has {keys}")
         points = item.get("points")
         if not isinstance(points, list) or not 3 <= len(points) <= MAX_ZONE_POINTS:
             raise ConfigurationError(f"zone {name!r}: points must be a list of 3 to {MAX_ZONE_POINTS} [x, y]")

@@ -27,7 +27,7 @@ from api import create_app
 from api.oidc import SingleSignOnError, signing_algorithms, verify_id_token
 from tests.api.conftest import bearer
 from tests.lifecycle import Site, open_alert, staffed_site, violation
-from vigil.accounts import Hasher, create_account
+from vigil.accounts import Hasher, create_account, unlink_sso
 from vigil.settings import Settings
 
 # The provider's own code still calls an Authlib hook that Authlib has deprecated: not ours to fix.
@@ -195,6 +195,43 @@ async def test_matching_by_staff_id_and_off_by_default(
     async with _app(api_settings.model_copy(update={"oidc_issuer": None})) as browser:
         assert (await browser.get("/api/v1/ui/config")).json()["single_sign_on"] is False
         assert (await browser.get("/api/v1/auth/oidc/start")).status_code == 404
+
+
+async def test_the_first_sign_in_binds_the_account_to_that_identity_whatever_its_claims_say_later(
+    browser: httpx.AsyncClient, provider: str, pool: Any, uid: str, site: Site
+) -> None:
+    mine, theirs = f"me-sso{uid}", f"boss-sso{uid}"
+    await _account(pool, mine, role="operator", staff_id=site.staff["A"])
+    await _account(pool, theirs, role="supervisor", staff_id=site.staff["B"])
+
+    async def signed_in_as(sub: str) -> str:
+        back, _ = await _sign_in(browser, sub)
+        location = back.headers["location"]
+        if not location.endswith("#/sso"):
+            return location.rsplit("=", 1)[1]
+        return str((await browser.post("/api/v1/auth/oidc/session")).json()["account"])
+
+    await _person(provider, f"a-{uid}", preferred_username=mine)
+    assert await signed_in_as(f"a-{uid}") == mine
+    # The person edits their name at the provider to a supervisor's: still their own account.
+    await _person(provider, f"a-{uid}", preferred_username=theirs)
+    assert await signed_in_as(f"a-{uid}") == mine
+    # Another identity claiming the bound account's name is refused, and binds nothing.
+    await _person(provider, f"b-{uid}", preferred_username=mine)
+    assert await signed_in_as(f"b-{uid}") == "bound"
+    # The supervisor's own first sign-in binds theirs.
+    await _person(provider, f"boss-{uid}", preferred_username=theirs)
+    assert await signed_in_as(f"boss-{uid}") == theirs
+    # Unlinked (`vigil accounts sso-unlink`): the next identity to claim it binds it.
+    async with pool.connection() as conn, conn.transaction():
+        assert await unlink_sso(conn, mine) is True
+        assert await unlink_sso(conn, mine) is False
+    assert await signed_in_as(f"b-{uid}") == mine
+    # The first identity, unlinked, is a stranger now: its claim names the supervisor (bound to
+    # their own identity), and its old name is b's.
+    assert await signed_in_as(f"a-{uid}") == "bound"
+    await _person(provider, f"a-{uid}", preferred_username=mine)
+    assert await signed_in_as(f"a-{uid}") == "bound"
 
 
 @asynccontextmanager

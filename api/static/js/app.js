@@ -228,7 +228,7 @@ async function finishSingleSignOn() {
   if (hash !== "#/sso" && !failed) return false;
   history.replaceState(null, "", location.pathname + location.search); // the wall, not #/sso again
   if (failed) {
-    const reason = ["denied", "no_account", "disabled"].includes(failed[1]) ? failed[1] : "failed";
+    const reason = ["denied", "no_account", "disabled", "bound"].includes(failed[1]) ? failed[1] : "failed";
     showSignedOut(t(`login.sso_error.${reason}`));
     return true;
   }
