@@ -9,7 +9,11 @@ import { alertHref, alertName, h, plain } from "./dom.js";
 import { t } from "./i18n.js";
 import { releaseFrame, showLive } from "./camview.js";
 
-const MAX_THUMBS = 4;
+// Two, not more: over HTTP/1.1 (the API without a proxy in front) a browser opens at most six
+// connections to one origin, the live event stream holds one and every thumbnail holds one for as
+// long as it shows; with four, the wall's own requests (its map, lists, images) shared the one left
+// and in a full test run the wall's site map, most likely queued behind them, did not draw in 15 s.
+const MAX_THUMBS = 2;
 const RETRY_MS = 15_000; // a stream that ended (camera offline, too many viewers) is tried again
 // An offline camera has no frames to show; its alert is about the camera itself.
 const NO_FRAMES = new Set(["CAMERA_OFFLINE"]);

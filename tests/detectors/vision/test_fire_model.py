@@ -1,8 +1,8 @@
 """The shipped fire and smoke model on a held-out fire frame (tests/data/kitchen-smoke/fire: from
 the grouped held-out split, never trained on; chosen as one the model finds, since this is about
-the pipeline around it, while its accuracy is `vigil models eval`'s), through the vision detector on the real Kafka and
-database: a flame raises FIRE_OPEN_FLAME on a camera with no zones (a boiler room), and nothing on
-a camera whose exclusion zone covers it (a kitchen's stove)."""
+the pipeline around it, while its accuracy is `vigil models eval`'s), through the vision detector
+on the real Kafka and database: a flame raises FIRE_OPEN_FLAME on a camera with no zones (a boiler
+room), and nothing on a camera whose exclusion zone covers it (a kitchen's stove)."""
 
 from __future__ import annotations
 
