@@ -229,17 +229,26 @@ def no_mask_false_alarms(
     """Single-frame no-mask alarms on photos showing only correctly masked faces, with the
     manifest's own thresholds, as the vision detector sees one frame (before its k-of-n confirmation)."""
     chosen = masked_only(samples)
+    codes = {NO_MASK_CODE}
+    return FalseAlarms(len(chosen), alarmed_photos(manifest, chosen, codes, batch=batch))
+
+
+def alarmed_photos(
+    manifest: ModelManifest, samples: Sequence[Sample], codes: set[str] | None = None, *, batch: int = 8
+) -> int:
+    """Photos with a box of a class raising one of `codes` (every violation class when None) at
+    its operating score, one frame each, as the vision detector sees it before confirmation."""
     classes = {
         manifest.classes.index(name): v.min_score
         for name, v in manifest.violations.items()
-        if v.code == NO_MASK_CODE
+        if codes is None or v.code in codes
     }
     backend = YoloOnnxBackend(manifest, max_batch=batch)
     alarms = 0
     try:
-        for start in range(0, len(chosen), batch):
+        for start in range(0, len(samples), batch):
             images = []
-            for sample in chosen[start : start + batch]:
+            for sample in samples[start : start + batch]:
                 image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
                 if image is None:
                     raise ValueError(f"{sample.image}: not a readable image")
@@ -251,4 +260,4 @@ def no_mask_false_alarms(
                 )
     finally:
         backend.close()
-    return FalseAlarms(len(chosen), alarms)
+    return alarms

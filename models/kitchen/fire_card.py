@@ -27,33 +27,6 @@ def _history(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def false_alarms(manifest: Any, samples: list[Any], *, batch: int = 8) -> int:
-    """Photos with any box of a violation class at its operating score, one frame each."""
-    import cv2
-
-    from detectors.vision.backends.yolo import YoloOnnxBackend
-
-    operating = {manifest.classes.index(n): v.min_score for n, v in manifest.violations.items()}
-    backend = YoloOnnxBackend(manifest, max_batch=batch)
-    alarms = 0
-    try:
-        for start in range(0, len(samples), batch):
-            images = []
-            for sample in samples[start : start + batch]:
-                image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise ValueError(f"{sample.image}: not a readable image")
-                images.append(image)
-            prepared = backend.prepare(images)
-            for found in backend.decode(backend.infer(prepared), prepared):
-                alarms += any(
-                    (found.confidence[found.class_id == c] >= t).any() for c, t in operating.items()
-                )
-    finally:
-        backend.close()
-    return alarms
-
-
 def _comparison(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
     """Held-out mAP@0.5 per evaluated epoch, the runs side by side."""
     by_epoch: dict[int, dict[str, dict[str, Any]]] = {}
@@ -87,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
     from models.kitchen.data import CLASSES, VAL_FRACTION, discover, sets_for, split
-    from models.kitchen.evaluate import evaluate
+    from models.kitchen.evaluate import alarmed_photos, evaluate
     from models.kitchen.quantize import time_session
     from vigil.machine import machine
 
@@ -138,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("masks", "cigarettes")
     }
     alarms = {
-        name: (false_alarms(fp32, photos), false_alarms(int8, photos), len(photos))
+        name: (alarmed_photos(fp32, photos), alarmed_photos(int8, photos), len(photos))
         for name, photos in others.items()
     }
 
