@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Page, Route, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.api.conftest import Seeder
 from tests.browser.conftest import ARTIFACTS, Pages
@@ -21,8 +22,17 @@ from tests.browser.test_wall import check_page
 
 pytestmark = pytest.mark.integration
 
-# Inside the sample district (api/static/geo/demo-district.geojson), tier of the worst open alert.
-PLACES = [(31.205, 121.428, 1), (31.200, 121.410, 2), (31.222, 121.420, 3), (31.209, 121.436, None)]
+# Inside the sample district (api/static/geo/demo-district.geojson), tier of the worst open alert;
+# and two sites at the world's corners (mistyped coordinates, as the API's fuzzing test also places):
+# the maps widen their frame to show them, and the wall's 200 px panel must still show every site.
+PLACES = [
+    (31.205, 121.428, 1),
+    (31.200, 121.410, 2),
+    (31.222, 121.420, 3),
+    (31.209, 121.436, None),
+    (-90, 180, None),
+    (90, -180, None),
+]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 _MARKERS = """(box) => {
@@ -34,6 +44,15 @@ _MARKERS = """(box) => {
     .map((m) => [...m.classList].find((c) => c.startsWith('tier-')));
   return { single, clustered, tiers, districts: root.querySelectorAll('path.district').length };
 }"""
+
+
+# What a map that did not settle shows: its markers, box size and the sites it loaded.
+_SEEN = f"""(box) => {{
+  const root = document.querySelector(box);
+  if (!root) return 'no such box';
+  const size = {{ width: root.clientWidth, height: root.clientHeight, loaded: root.dataset.sites }};
+  return {{ ...({_MARKERS})(box), ...size }};
+}}"""
 
 
 async def _place_sites(pool: Any, vigil: Running) -> list[str]:
@@ -87,9 +106,14 @@ async def _sign_in(page: Page, url: str, key: str) -> None:
 
 async def _settled(page: Page, box: str, expected: int) -> dict[str, Any]:
     """The markers once Leaflet has drawn them all (clusters animate into place)."""
-    await page.wait_for_function(
-        f"() => ({_MARKERS})({box!r}).single + ({_MARKERS})({box!r}).clustered === {expected}", timeout=15_000
-    )
+    try:
+        await page.wait_for_function(
+            f"() => ({_MARKERS})({box!r}).single + ({_MARKERS})({box!r}).clustered === {expected}",
+            timeout=15_000,
+        )
+    except PlaywrightTimeout:
+        seen = await page.evaluate(_SEEN, box)
+        raise AssertionError(f"{box}: {expected} sites expected within 15 s; the map shows {seen}") from None
     await page.wait_for_timeout(400)
     drawn: dict[str, Any] = await page.evaluate(_MARKERS, box)
     return drawn

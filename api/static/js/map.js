@@ -84,7 +84,10 @@ async function build(box, ctx, { compact }) {
   const map = L.map(box, {
     attributionControl: false, // the vendored libraries' licences are in vendor/; no link leaves the page
     zoomControl: false,
-    minZoom: 3,
+    // Low enough that the whole world fits the wall's 200 px panel: a site placed far from the
+    // districts (a mistyped coordinate) widens the frame rather than falling outside it, where
+    // markercluster would not draw it at all.
+    minZoom: compact ? -1 : 0,
     maxZoom: 19,
     worldCopyJump: false,
   });
@@ -104,8 +107,24 @@ async function build(box, ctx, { compact }) {
     iconCreateFunction: (cluster) => clusterIcon(L, cluster),
   });
   map.addLayer(clusters);
-  let fitted = false;
   let sites = [];
+  // Every site in view until the operator moves the map: framed again when the box is laid out
+  // anew (the wall's side column settles as its alert list fills) and when the sites change.
+  // markercluster draws only what is in view, so a frame from an earlier size would hide sites.
+  let moved = false;
+  for (const event of ["pointerdown", "wheel", "keydown"]) box.addEventListener(event, () => (moved = true), { passive: true });
+
+  function frame() {
+    if (moved || !box.clientWidth || !box.clientHeight) return;
+    // The districts frame the map; sites outside them widen it, so none is off-screen.
+    let bounds = districtLayer.getLayers().length ? districtLayer.getBounds() : null;
+    for (const site of sites) {
+      const point = L.latLng(site.latitude, site.longitude);
+      bounds = bounds ? bounds.extend(point) : L.latLngBounds(point, point);
+    }
+    if (bounds?.isValid()) map.fitBounds(bounds, { padding: [16, 16], maxZoom: 16 });
+    else map.setView([35, 105], 4); // nothing to show: the country, until a site is placed
+  }
 
   async function reload() {
     const result = await get("map/sites", null, ctx.signal);
@@ -124,17 +143,7 @@ async function build(box, ctx, { compact }) {
         return marker;
       }),
     );
-    if (!fitted) {
-      // The districts frame the map; sites outside them widen it, so none is off-screen.
-      let bounds = districtLayer.getLayers().length ? districtLayer.getBounds() : null;
-      for (const site of sites) {
-        const point = L.latLng(site.latitude, site.longitude);
-        bounds = bounds ? bounds.extend(point) : L.latLngBounds(point, point);
-      }
-      if (bounds?.isValid()) map.fitBounds(bounds, { padding: [16, 16], maxZoom: 16 });
-      else map.setView([35, 105], 4); // nothing to show: the country, until a site is placed
-      fitted = true;
-    }
+    frame();
     box.dataset.sites = String(sites.length);
     return result;
   }
@@ -151,7 +160,10 @@ async function build(box, ctx, { compact }) {
     clearTimeout(pending);
   });
   // The box may have been laid out after Leaflet measured it (a grid that settles late).
-  const resize = new ResizeObserver(() => map.invalidateSize());
+  const resize = new ResizeObserver(() => {
+    map.invalidateSize();
+    frame();
+  });
   resize.observe(box);
   ctx.onCleanup(() => resize.disconnect());
   return { reload, districts: districtLayer.getLayers().length };
