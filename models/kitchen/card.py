@@ -9,7 +9,6 @@ read from the run's history file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -39,6 +38,7 @@ def accuracy_table(reports: list[ClassReport], targets: dict[str, float] = TARGE
 def main(argv: list[str] | None = None) -> int:
     from detectors.vision.manifest import find_manifest, load_manifest
     from models.cli import default_data
+    from models.kitchen.compare import history as read_history
     from models.kitchen.data import (
         CLASSES,
         TRAINED_SPLITS,
@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     speed = {}
     for batch in (1, 8):
         speed[batch] = (time_session(fp32.path, size, batch), time_session(int8.path, size, batch))
-    history = []
-    if args.history.is_file():
-        history = [json.loads(line) for line in args.history.read_text(encoding="utf-8").splitlines() if line]
+    history = read_history(args.history)
 
     counts = {name: [0, 0] for name in fp32.classes}
     for group, index in ((train, 0), (grouped_held_out, 1)):

@@ -9,51 +9,15 @@ on the same grouped split and budget, read from the two runs' history files.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import onnxruntime as ort
 
 from models.kitchen.card import accuracy_table
+from models.kitchen.compare import comparison, history
 
 TARGETS = {"fire": 0.60, "smoke": 0.60}  # mAP@0.5 on the grouped held-out split (issue 23)
-
-
-def _history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def _comparison(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[str]:
-    """Held-out mAP@0.5 per evaluated epoch, the runs side by side."""
-    by_epoch: dict[int, dict[str, dict[str, Any]]] = {}
-    for name, rows in runs:
-        for row in rows:
-            if "map50" in row:
-                by_epoch.setdefault(row["epoch"], {})[name] = row
-
-    def cell(row: dict[str, Any] | None) -> str:
-        if row is None:
-            return "—"
-        per = row.get("per_class_ap50", {})
-        fire, smoke = per.get("fire", float("nan")), per.get("smoke", float("nan"))
-        return f"{row['map50']:.3f} (fire {fire:.3f}, smoke {smoke:.3f})"
-
-    lines = [
-        "| epoch | " + " | ".join(f"{name}: mAP@0.5 (fire, smoke)" for name, _ in runs) + " |",
-        "|---:|" + "---|" * len(runs),
-    ]
-    for epoch in sorted(by_epoch):
-        row = by_epoch[epoch]
-        lines.append(f"| {epoch} | " + " | ".join(cell(row.get(name)) for name, _ in runs) + " |")
-    for name, rows in runs:
-        if rows:
-            minutes = rows[-1].get("elapsed_s", 0) / 60
-            lines.append(f"\n{name}: {len(rows)} epochs in {minutes:.0f} min of wall time.")
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,12 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         "photos added as negatives (`--negatives masks`, below). Held-out mAP@0.5 of the EMA weights "
         "on the fire set's held-out frames (the negatives' own held-out photos are not in this figure):",
         "",
-        *_comparison(
+        *comparison(
             [
-                ("YOLOX-Nano start", _history(args.pretrained_history)),
-                ("from scratch", _history(args.scratch_history)),
-                ("shipped: YOLOX-Nano start + negatives", _history(args.shipped_history)),
-            ]
+                ("YOLOX-Nano start", history(args.pretrained_history)),
+                ("from scratch", history(args.scratch_history)),
+                ("shipped: YOLOX-Nano start + negatives", history(args.shipped_history)),
+            ],
+            ["fire", "smoke"],
         ),
         "",
     ]
