@@ -40,6 +40,7 @@ def add_parsers(sub: Any) -> None:
     bs.add_argument("--messages", type=int, default=100_000, help="readings in each run's backlog")
     bs.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
     bs.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated (first: the base)")
+    bs.add_argument("--repeat", type=int, default=3, help="runs per count, interleaved; medians judged")
     bs.set_defaults(handler=_scale)
     bv = bsub.add_parser("vision", help="the vision loop against raw onnxruntime, same model and batch")
     bv.add_argument("--model", default=None, help="manifest name or path (default: the compute stand-in)")
