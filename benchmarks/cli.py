@@ -11,6 +11,13 @@ from typing import Any
 from vigil.settings import Settings
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1")
+    return value
+
+
 def add_parsers(sub: Any) -> None:
     bench = sub.add_parser(
         "bench", help="benchmarks against raw limits; alone (or `bench all`): every one, one report"
@@ -40,7 +47,9 @@ def add_parsers(sub: Any) -> None:
     bs.add_argument("--messages", type=int, default=100_000, help="readings in each run's backlog")
     bs.add_argument("--devices", type=int, default=500, help="simulated devices (one in ten out of limits)")
     bs.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated (first: the base)")
-    bs.add_argument("--repeat", type=int, default=3, help="runs per count, interleaved; medians judged")
+    bs.add_argument(
+        "--repeat", type=_at_least_one, default=3, help="runs per count, interleaved; medians judged"
+    )
     bs.set_defaults(handler=_scale)
     bv = bsub.add_parser("vision", help="the vision loop against raw onnxruntime, same model and batch")
     bv.add_argument("--model", default=None, help="manifest name or path (default: the compute stand-in)")

@@ -151,7 +151,8 @@ async def storage(settings: Settings) -> list[Figure]:
 async def scale(settings: Settings) -> list[Figure]:
     from benchmarks.scale import measure
 
-    r = await measure(settings, messages=SCALE_MESSAGES, devices=SCALE_DEVICES, counts=(1, 2, 4))
+    # Three runs a count (the default), interleaved: one run's cost is noise on a shared machine.
+    r = await measure(settings, messages=SCALE_MESSAGES, devices=SCALE_DEVICES, counts=(1, 2, 4), repeat=3)
     summary = r.summary()
     one, two = summary[0], summary[1]
     busy = f"machine busy {one.busy_cores:.2f} / {two.busy_cores:.2f} cores (1 / 2 workers, medians)"

@@ -52,8 +52,9 @@ STALL_S = 60.0  # no reading judged for this long: a worker is stuck
 # (issue 22: scale-out adds machines, not cost per message).
 COST_SPREAD = 0.10
 # Runs per worker count. Two runs of one worker minutes apart here cost 0.0164 and 0.0250 CPU-s per
-# 1,000 readings (52% apart; a shared VM's neighbours change what a CPU second buys): the median of
-# three, interleaved, is what the target is judged on, beside the spread of the count's own runs.
+# 1,000 readings (a shared VM's neighbours change what a CPU second buys): the median of three,
+# interleaved, is what the target is judged on, beside the spread of the count's own runs
+# ((highest − lowest) / median, CountSummary.own_spread).
 REPEAT = 3
 
 

@@ -56,7 +56,7 @@ _SEEN = f"""(box) => {{
 
 
 async def _place_sites(pool: Any, vigil: Running) -> list[str]:
-    """The test's own sites (the running Vigil's staffed one and three more), placed and alerted."""
+    """The test's own sites (the running Vigil's staffed one and five more), placed and alerted."""
     site, seed = vigil.site, Seeder(pool, vigil.site.site_id)
     ids = [site.site_id] + [f"{site.site_id}-{n}" for n in range(1, len(PLACES))]
     async with pool.connection() as conn, conn.transaction():

@@ -93,7 +93,8 @@ async function build(box, ctx, { compact }) {
   });
   L.control.zoom({ zoomInTitle: t("map.zoom_in"), zoomOutTitle: t("map.zoom_out") }).addTo(map);
   ctx.onCleanup(() => map.remove());
-  if (config.tile_url) L.tileLayer(config.tile_url, { maxZoom: 19 }).addTo(map);
+  // Tiles below zoom 0 are zoom 0's, scaled: the maps may zoom out past it (minZoom above).
+  if (config.tile_url) L.tileLayer(config.tile_url, { maxZoom: 19, minZoom: -1, minNativeZoom: 0 }).addTo(map);
   const districtLayer = L.geoJSON(districts, {
     style: () => ({ className: "district", weight: 1.5 }),
     onEachFeature: (feature, layer) => {
@@ -122,8 +123,10 @@ async function build(box, ctx, { compact }) {
       const point = L.latLng(site.latitude, site.longitude);
       bounds = bounds ? bounds.extend(point) : L.latLngBounds(point, point);
     }
-    if (bounds?.isValid()) map.fitBounds(bounds, { padding: [16, 16], maxZoom: 16 });
-    else map.setView([35, 105], 4); // nothing to show: the country, until a site is placed
+    // Not animated: during a zoom animation Leaflet ignores a new view, and a frame for a box that
+    // has just changed size would be lost until the next reload.
+    if (bounds?.isValid()) map.fitBounds(bounds, { padding: [16, 16], maxZoom: 16, animate: false });
+    else map.setView([35, 105], 4, { animate: false }); // nothing to show: the country, until a site is placed
   }
 
   async function reload() {
