@@ -167,6 +167,8 @@ async def test_the_map_page_draws_every_site_on_the_districts_offline(
         await single.click()
         popup = page.get_by_test_id("map-popup")
         await expect(popup).to_be_visible()
+        # Leaflet pans a card at the map's edge into view (0.25 s): a click during the pan can miss.
+        await page.wait_for_timeout(500)
         await popup.get_by_test_id("map-site-alerts").click()
         await expect(page.get_by_test_id("filter-site")).to_be_visible()
         assert "site=" in page.url

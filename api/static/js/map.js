@@ -129,24 +129,37 @@ async function build(box, ctx, { compact }) {
     else map.setView([35, 105], 4, { animate: false }); // nothing to show: the country, until a site is placed
   }
 
+  let drawn = ""; // the sites as last drawn: an alert burst that changes nothing redraws nothing
+  let openSite = null; // the site whose card is open: kept open across a redraw
+
   async function reload() {
     const result = await get("map/sites", null, ctx.signal);
+    const now = JSON.stringify(result.items);
+    if (now === drawn) return result;
+    drawn = now;
     sites = result.items;
-    clusters.clearLayers();
-    clusters.addLayers(
-      sites.map((site) => {
-        const marker = L.marker([site.latitude, site.longitude], {
-          icon: siteIcon(L, site),
-          title: site.name,
-          alt: site.name,
-          keyboard: true,
-          worstTier: site.worst_tier ?? 4,
-        });
-        marker.bindPopup(() => popup(site));
-        return marker;
-      }),
-    );
+    const reopen = openSite;
+    clusters.clearLayers(); // closes an open card: reopened below
+    const markers = sites.map((site) => {
+      const marker = L.marker([site.latitude, site.longitude], {
+        icon: siteIcon(L, site),
+        title: site.name,
+        alt: site.name,
+        keyboard: true,
+        worstTier: site.worst_tier ?? 4,
+      });
+      marker.bindPopup(() => popup(site));
+      marker.on("popupopen", () => (openSite = site.site_id));
+      marker.on("popupclose", () => {
+        if (openSite === site.site_id) openSite = null;
+      });
+      return marker;
+    });
+    clusters.addLayers(markers);
     frame();
+    const again = reopen && markers[sites.findIndex((site) => site.site_id === reopen)];
+    // Only where it is drawn on its own: opening a card inside a cluster would zoom the map.
+    if (again && clusters.getVisibleParent(again) === again) again.openPopup();
     box.dataset.sites = String(sites.length);
     return result;
   }
