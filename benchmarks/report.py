@@ -149,10 +149,11 @@ async def storage(settings: Settings) -> list[Figure]:
 
 
 async def scale(settings: Settings) -> list[Figure]:
-    from benchmarks.scale import measure
+    from benchmarks.scale import REPEAT, measure
 
-    # Three runs a count (the default), interleaved: one run's cost is noise on a shared machine.
-    r = await measure(settings, messages=SCALE_MESSAGES, devices=SCALE_DEVICES, counts=(1, 2, 4), repeat=3)
+    # REPEAT runs a count, interleaved, as `vigil bench scale`: one run's cost is noise here.
+    counts = (1, 2, 4)
+    r = await measure(settings, messages=SCALE_MESSAGES, devices=SCALE_DEVICES, counts=counts, repeat=REPEAT)
     summary = r.summary()
     one, two = summary[0], summary[1]
     busy = f"machine busy {one.busy_cores:.2f} / {two.busy_cores:.2f} cores (1 / 2 workers, medians)"
