@@ -73,7 +73,7 @@ def add_parsers(sub: Any) -> None:
         "--rounds", type=int, default=3, help="rounds of encoding and of the loop (the best counts)"
     )
     bc.add_argument(
-        "--loop-frames", type=int, default=400, help="frames through the camera-ingest loop a round"
+        "--loop-frames", type=int, default=800, help="stream packets through the camera-ingest loop a round"
     )
     bc.add_argument("--live-frames", type=int, default=100, help="frames to the live watchers a run")
     bc.add_argument("--watchers", default="1,2,4", help="live watcher counts, comma-separated")

@@ -12,12 +12,12 @@ same run.
    plain Kafka moving the same frames to as many plain consumers.
 4. **Camera-ingest loop, ring on and off**. Clips cost nothing per frame in the vision loop: the
    detector publishes one clip request per confirmed finding (a handful an hour, its cooldown),
-   so benchmarks.vision's ratio is unchanged by them. The per-frame cost is in camera ingest:
-   with clips on, every sampled frame is JPEG-encoded into the ring, including the static ones
-   the gate holds back (80% of a kitchen camera's). So the loop measured is `process_frame`
-   after the capture's decode, ring off and on, each against the decode alone (the raw limit: what
-   ingest must do per frame whatever else), and the ring-on rate against the ring-off rate: the
-   issue's bound, within 5%.
+   so benchmarks.vision's ratio is unchanged by them. The per-frame cost, if any, is in camera
+   ingest: a pulled camera's reader keeps each packet of the stream in the clip ring as read
+   (ingest/camera/reader.py). So the loop measured is the reader's per-packet work on the real
+   stream's packets (decode every packet, convert and `process_frame` the sampled pictures), ring
+   off and on, each against decoding and converting alone (the raw limit: what ingest must do
+   whatever else), and the ring-on rate against the ring-off rate: the issue's bound, within 5%.
 
 Frames are real footage: ../shared/video/vtest.avi (768x576, people walking) beside this checkout,
 else the demo's photos, JPEG-encoded as camera ingest does (its quality and width settings).
@@ -33,16 +33,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+import av
 import cv2
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 from pydantic import SecretStr
 
 from benchmarks.clips_live import LIVE_FPS, measure_live
 from benchmarks.clips_memory import RingBounds, measure_memory
 from benchmarks.report import Figure, Report, print_report
-from ingest.camera.clips import CLIP_FOURCC, encode_clip
+from ingest.camera.clips import CLIP_FOURCC, encode_clip, jpeg_images
+from ingest.camera.reader import stream_format, to_bgr
+from ingest.camera.ring import PacketRing, StreamFormat
 from ingest.camera.service import CameraIngest
 from vigil.cameras import Camera
 from vigil.machine import machine
@@ -54,9 +60,6 @@ PHOTOS = Path(__file__).resolve().parents[1] / "simulators" / "photos"
 # The video is 10 fps; a camera sampled at the default 2 fps sees every fifth frame.
 VIDEO_STRIDE = 5
 CAMERA_FPS = 2.0  # register_camera's default sampling rate
-# Each distinct picture is held for this many samples in the ingest loop: 4 of 5 frames static,
-# the brief's 80% for a kitchen camera (benchmarks.vision.STATIC_SHARE).
-HOLD = 5
 # The finding's box drawn on the frames near it, as the detector's evidence carries it.
 BOX = {"class": "no_mask", "score": 0.91, "xyxy": [310, 120, 420, 260]}
 MIB = 1024 * 1024
@@ -138,7 +141,7 @@ def measure_encode(jpegs: list[bytes], window_s: float, rounds: int, vp9: bool) 
     with Progress(rounds * 2 + vp9, "clip encoding", unit="encodes") as progress:
         for _ in range(rounds):  # interleaved, so a neighbour's burst hits both sides alike
             started = time.perf_counter()
-            clip = encode_clip(frames, CAMERA_FPS, boxes=[BOX], box_ts=frames[n // 2][0])
+            clip = encode_clip(jpeg_images(frames), CAMERA_FPS, boxes=[BOX], box_ts=frames[n // 2][0])
             clip_s.append(time.perf_counter() - started)
             clip_bytes = len(clip.webm)
             progress.advance()
@@ -168,7 +171,109 @@ def measure_encode(jpegs: list[bytes], window_s: float, rounds: int, vp9: bool) 
 # --- the camera-ingest loop, ring on and off -----------------------------------------------------
 
 
-def _ingest(settings: Settings, workdir: Path, ring: bool) -> tuple[CameraIngest, Camera]:
+@dataclass(frozen=True, slots=True)
+class StreamPackets:
+    """A camera's stream as its reader demuxes it: the compressed packets and their format."""
+
+    format: StreamFormat
+    packets: list[tuple[bytes, bool]]  # (data, keyframe)
+    fps: float
+
+
+def stream_packets(limit: int) -> StreamPackets:
+    """The first `limit` packets of ../shared/video/vtest.avi, else of an MJPEG stream made from
+    the demo's photos (as an HTTP MJPEG camera sends them)."""
+    if not VIDEO.exists():
+        return _photo_stream(limit)
+    with av.open(str(VIDEO)) as container:
+        stream = container.streams.video[0]
+        packets = [(bytes(p), p.is_keyframe) for p in container.demux(stream) if p.size]
+        fps = float(stream.average_rate or 10)
+        return StreamPackets(stream_format(stream), packets[:limit], fps)
+
+
+def _photo_stream(limit: int) -> StreamPackets:
+    photos = sorted(PHOTOS.glob("*.jpg"))
+    if not photos:
+        raise RuntimeError(f"no frames: neither {VIDEO} nor {PHOTOS}/*.jpg")
+    jpegs = [p.read_bytes() for p in photos]
+    image = _decode(jpegs[0])
+    fmt = StreamFormat("mjpeg", image.shape[1], image.shape[0], b"")
+    return StreamPackets(fmt, [(jpegs[i % len(jpegs)], True) for i in range(limit)], 10.0)
+
+
+def _loop_rate(ingest: CameraIngest | None, camera: Camera, stream: StreamPackets) -> tuple[float, int, int]:
+    """Sampled frames per second through the reader's per-packet work (one thread, as a camera's
+    reader): every packet decoded, every `stride`-th picture converted and, with `ingest`, handed
+    to process_frame, its packets kept in the clip ring when the camera has one. Returns the rate,
+    the pictures sampled and how many of them the gate held back. `ingest` None: the raw limit."""
+    decoder = cast(VideoCodecContext, av.CodecContext.create(stream.format.codec, "r"))
+    decoder.width, decoder.height = stream.format.width, stream.format.height
+    if stream.format.extradata:
+        decoder.extradata = stream.format.extradata
+    stride = max(1, round(stream.fps / CAMERA_FPS))
+    interval_ms = round(1000 / stream.fps)
+    decoded = sampled = 0
+    started = time.perf_counter()
+    for i, (data, keyframe) in enumerate(stream.packets):
+        ts = 1_763_000_000_000 + i * interval_ms
+        if ingest is not None:
+            ingest._keep_packet(camera, stream.format, ts, data, keyframe)
+        for frame in decoder.decode(av.Packet(data)):
+            decoded += 1
+            if decoded % stride:
+                continue
+            sampled += 1
+            image = to_bgr(frame)
+            if ingest is not None:
+                ingest.process_frame(camera, image, ts)
+    elapsed = time.perf_counter() - started
+    gated = ingest.channels[camera.camera_id].counters.gated if ingest is not None else 0
+    return sampled / elapsed, sampled, gated
+
+
+async def measure_loop(settings: Settings, stream: StreamPackets, rounds: int) -> list[Figure]:
+    raw: list[float] = []
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    sampled = gated = 0
+    with (
+        tempfile.TemporaryDirectory(prefix="vigil-bench-clips-") as tmp,
+        Progress(rounds * 3, "camera-ingest loop", unit="runs") as progress,
+    ):
+        for r in range(rounds):
+            rate, _, _ = await asyncio.to_thread(_loop_rate, None, _CAMERA, stream)
+            raw.append(rate)
+            progress.advance()
+            for ring in (False, True) if r % 2 == 0 else (True, False):  # neither always goes first
+                ingest = _ingest(settings, Path(tmp), ring)
+                # process_frame hands sent frames to the event loop (call_soon_threadsafe), as on
+                # a reader thread: the loop is this one; with no sender its queue fills and sheds.
+                ingest._loop = asyncio.get_running_loop()
+                rate, sampled, gated = await asyncio.to_thread(_loop_rate, ingest, _CAMERA, stream)
+                rates[ring].append(rate)
+                progress.advance()
+    best_raw, off, on = max(raw), max(rates[False]), max(rates[True])
+    static = gated / max(sampled, 1)
+    mix = (
+        f"{stream.format.codec} {stream.format.width}x{stream.format.height}, {len(stream.packets)} "
+        f"packets at {stream.fps:g} fps, {sampled} sampled at {CAMERA_FPS:g} fps, {static:.0%} "
+        f"of them static (gated); best of {rounds}"
+    )
+    added_ms = 1000 / on - 1000 / off  # CPU a sampled frame: one thread, so wall time is its CPU
+    return [
+        Figure(SECTION_LOOP, "raw decode of the camera's stream (limit)", best_raw, "frames/s", note=mix),
+        Figure(SECTION_LOOP, "decode + process_frame, ring off (clips off)", off, "frames/s", best_raw,
+               "raw decode"),
+        Figure(SECTION_LOOP, "decode + process_frame, ring on (clips on)", on, "frames/s", best_raw,
+               "raw decode", note="every packet kept in the ring as read, no encode"),
+        Figure(SECTION_LOOP, "ring on against ring off (issue: within 5%)", on, "frames/s", off,
+               "ring off", 0.95, "ratio", note=f"ring-on ratio {on / best_raw:.1%} vs ring-off "
+               f"{off / best_raw:.1%} of the raw decode; the ring adds {added_ms:.3f} ms a sampled "
+               f"frame, {added_ms * CAMERA_FPS / 1000:.3%} of a core per {CAMERA_FPS:g}-fps camera"),
+    ]  # fmt: skip
+
+
+def _ingest(settings: Settings, workdir: Path, ring: bool) -> CameraIngest:
     updates: dict[str, object] = {
         # Never connected: the loop measured is process_frame, which touches neither.
         "kafka_bootstrap": "127.0.0.1:9", "database_url": "postgresql://bench@127.0.0.1:9/bench",
@@ -178,63 +283,12 @@ def _ingest(settings: Settings, workdir: Path, ring: bool) -> tuple[CameraIngest
     if settings.demo:  # the demo's shared push token is required there, and unused here
         updates["camera_push_token"] = SecretStr(secrets.token_hex(16))
     ingest = CameraIngest(settings.model_copy(update=updates), serve_http=False)
-    camera = Camera("bench-loop", "bench", "bench", "rtsp://bench.invalid/stream", CAMERA_FPS, ())
-    ingest.channel(camera)
-    return ingest, camera
+    ingest.channel(_CAMERA)
+    return ingest
 
 
-def _loop_rate(ingest: CameraIngest, camera: Camera, jpegs: list[bytes], frames: int) -> tuple[float, int]:
-    """Frames per second through decode + process_frame (one thread, as a camera's reader), and
-    how many of them the gate held back."""
-    started = time.perf_counter()
-    for i in range(frames):
-        image = _decode(jpegs[(i // HOLD) % len(jpegs)])
-        ingest.process_frame(camera, image, 1_763_000_000_000 + i * round(1000 / CAMERA_FPS))
-    elapsed = time.perf_counter() - started
-    return frames / elapsed, ingest.channels[camera.camera_id].counters.gated
-
-
-def _decode_rate(jpegs: list[bytes], frames: int) -> float:
-    started = time.perf_counter()
-    for i in range(frames):
-        _decode(jpegs[(i // HOLD) % len(jpegs)])
-    return frames / (time.perf_counter() - started)
-
-
-async def measure_loop(settings: Settings, jpegs: list[bytes], frames: int, rounds: int) -> list[Figure]:
-    raw: list[float] = []
-    rates: dict[bool, list[float]] = {False: [], True: []}
-    gated = 0
-    with (
-        tempfile.TemporaryDirectory(prefix="vigil-bench-clips-") as tmp,
-        Progress(rounds * 3, "camera-ingest loop", unit="runs") as progress,
-    ):
-        for r in range(rounds):
-            raw.append(await asyncio.to_thread(_decode_rate, jpegs, frames))
-            progress.advance()
-            for ring in (False, True) if r % 2 == 0 else (True, False):  # neither always goes first
-                ingest, camera = _ingest(settings, Path(tmp), ring)
-                # process_frame hands sent frames to the event loop (call_soon_threadsafe), as on
-                # a reader thread: the loop is this one; with no sender its queue fills and sheds.
-                ingest._loop = asyncio.get_running_loop()
-                rate, gated = await asyncio.to_thread(_loop_rate, ingest, camera, jpegs, frames)
-                rates[ring].append(rate)
-                progress.advance()
-    best_raw, off, on = max(raw), max(rates[False]), max(rates[True])
-    mix = f"{gated / frames:.0%} of frames static (gated); best of {rounds}"
-    added_ms = 1000 / on - 1000 / off  # CPU a frame: one thread, so wall time is its CPU
-    return [
-        Figure(SECTION_LOOP, "raw JPEG decode of the camera's frames (limit)", best_raw, "frames/s",
-               note=mix),
-        Figure(SECTION_LOOP, "decode + process_frame, ring off (clips off)", off, "frames/s", best_raw,
-               "raw decode"),
-        Figure(SECTION_LOOP, "decode + process_frame, ring on (clips on)", on, "frames/s", best_raw,
-               "raw decode", note="every sampled frame JPEG-encoded into the ring, static ones too"),
-        Figure(SECTION_LOOP, "ring on against ring off (issue: within 5%)", on, "frames/s", off,
-               "ring off", 0.95, "ratio", note=f"ring-on ratio {on / best_raw:.1%} vs ring-off "
-               f"{off / best_raw:.1%} of the raw decode; the ring adds {added_ms:.2f} ms a frame, "
-               f"{added_ms * CAMERA_FPS / 1000:.2%} of a core per {CAMERA_FPS:g}-fps camera"),
-    ]  # fmt: skip
+# A pulled camera, as the readers' cameras are: its clip ring keeps packets.
+_CAMERA = Camera("bench-loop", "bench", "bench", "rtsp://bench.invalid/stream", CAMERA_FPS, ())
 
 
 # --- the whole -----------------------------------------------------------------------------------
@@ -245,7 +299,7 @@ async def measure(
     *,
     cameras: int = 100,
     rounds: int = 3,
-    loop_frames: int = 400,
+    loop_frames: int = 800,
     live_frames: int = 100,
     watchers: tuple[int, ...] = (1, 2, 4),
     window_s: float | None = None,
@@ -268,23 +322,46 @@ async def measure(
             report.errors[name] = f"{type(exc).__name__}: {exc}"
         report.sections[name] = time.monotonic() - started
 
-    await section(SECTION_MEMORY, _memory(bounds, jpegs, cameras))
+    stream = await asyncio.to_thread(stream_packets, loop_frames)
+    await section(SECTION_MEMORY, _memory(bounds, jpegs, cameras, stream, settings))
     await section(SECTION_ENCODE, _encode(jpegs, window, rounds, vp9))
     await section(SECTION_LIVE, _live(settings, jpegs, live_frames, list(watchers)))
-    await section(SECTION_LOOP, measure_loop(settings, jpegs, loop_frames, rounds))
+    await section(SECTION_LOOP, measure_loop(settings, stream, rounds))
     report.machine["load_at_end"] = os.getloadavg()
     return report
 
 
-async def _memory(bounds: RingBounds, jpegs: list[bytes], cameras: int) -> list[Figure]:
+def _packet_ring(stream: StreamPackets, settings: Settings) -> PacketRing:
+    """A pulled camera's ring at the default settings, after twice its age bound of the stream."""
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-clips-") as tmp:
+        ingest = _ingest(settings, Path(tmp), ring=True)
+    interval_ms = 1000 / stream.fps
+    count = int(2 * settings.clip_buffer_s * stream.fps) + 1
+    for i in range(count):
+        data, key = stream.packets[i % len(stream.packets)]
+        ingest._keep_packet(_CAMERA, stream.format, 1_763_000_000_000 + round(i * interval_ms), data, key)
+    ring = ingest.channels[_CAMERA.camera_id].ring
+    assert isinstance(ring, PacketRing)
+    return ring
+
+
+async def _memory(
+    bounds: RingBounds, jpegs: list[bytes], cameras: int, stream: StreamPackets, settings: Settings
+) -> list[Figure]:
     m = await asyncio.to_thread(measure_memory, bounds, jpegs, cameras)
     per_frame = m.ring_bytes / max(m.frames, 1) / 1024
-    return [
-        Figure(SECTION_MEMORY, "one camera's ring, default settings", m.ring_bytes / MIB, "MiB",
+    packets = await asyncio.to_thread(_packet_ring, stream, settings)
+    pulled = Figure(SECTION_MEMORY, "one pulled camera's ring (its stream's packets)", packets.nbytes / MIB,
+                    "MiB", m.bound_bytes / MIB, "the ring's byte bound",
+                    note=f"{len(packets)} packets of {stream.format.codec} {stream.format.width}x"
+                    f"{stream.format.height} at {stream.fps:g} fps, the last "
+                    f"{settings.clip_buffer_s:g} s and the group of pictures reaching into it")  # fmt: skip
+    return [pulled,
+        Figure(SECTION_MEMORY, "one pushed camera's ring (its JPEGs)", m.ring_bytes / MIB, "MiB",
                m.bound_bytes / MIB, "the ring's byte bound",
                note=f"{m.frames} frames ({bounds.max_age_ms / 1000:g} s at {bounds.fps:g} fps) of "
                f"{per_frame:,.0f} KiB"),
-        Figure(SECTION_MEMORY, f"RSS growth of a process holding {m.cameras} cameras' rings",
+        Figure(SECTION_MEMORY, f"RSS growth of a process holding {m.cameras} pushed cameras' rings",
                m.rss_growth / MIB, "MiB", m.held_bytes / MIB, "JPEG bytes held",
                note=f"child process RSS {m.rss_before / MIB:,.0f} → {m.rss_full / MIB:,.0f} MiB; "
                f"{m.rss_growth / m.cameras / MIB:,.2f} MiB a camera"),

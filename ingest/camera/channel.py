@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ingest.camera.gate import GateDecision, MotionGate, frame_features
-from ingest.camera.ring import FrameRing
+from ingest.camera.ring import FrameRing, PacketRing
 from ingest.camera.tamper import TamperDetector, TamperState
 from vigil import metrics
 from vigil.cameras import Camera
@@ -45,7 +45,7 @@ class CameraChannel:
         *,
         keyframe_interval_s: float,
         tamper_hold_s: float,
-        ring: FrameRing | None = None,
+        ring: FrameRing | PacketRing | None = None,
     ) -> None:
         self.camera = camera
         # Every sampled frame's JPEG, gated or not, for event clips (None: clips are off).

@@ -18,16 +18,21 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import av
+import av.error
 import cv2
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from av.video.codeccontext import VideoCodecContext
 
 from ingest.camera.channel import CameraChannel
+from ingest.camera.reader import to_bgr
+from ingest.camera.ring import PacketRing, PacketWindow
 from vigil import metrics, topics
 from vigil.errors import InvalidMessage
 from vigil.events import ClipReady, ClipRequest, Json, decode_clip_request, encode
@@ -85,40 +90,78 @@ def _draw_boxes(image: np.ndarray, boxes: Sequence[Json]) -> None:
         cv2.putText(image, label, (x1 + 2, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, BOX_COLOUR, 1)
 
 
+def jpeg_images(frames: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, np.ndarray]]:
+    """A FrameRing window's pictures, decoded (one that does not decode is left out)."""
+    for ts, jpeg in frames:
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if image is not None:  # cannot fail for frames pushes were checked for; never trusted
+            yield ts, np.asarray(image)
+
+
+def packet_images(window: PacketWindow, fps: float) -> Iterator[tuple[int, np.ndarray]]:
+    """A PacketRing window's pictures at `fps`: every packet from the keyframe on is decoded (the
+    pictures inside the window are predicted from it), and a picture within the window is kept
+    when at least one interval has passed since the last kept one. A packet the decoder refuses is
+    skipped: the pictures after it may be damaged until the next keyframe, as on the live stream."""
+    fmt = window.format
+    decoder = cast(VideoCodecContext, av.CodecContext.create(fmt.codec, "r"))
+    decoder.width, decoder.height = fmt.width, fmt.height
+    if fmt.extradata:
+        decoder.extradata = fmt.extradata
+    interval_ms = 1000.0 / fps
+    next_ts = float(window.start_ms)
+    ts = window.start_ms
+    for packet in (*window.packets, None):  # None: flush the pictures the decoder still holds
+        try:
+            frames = decoder.decode(av.Packet(packet.data) if packet is not None else None)
+        except av.error.InvalidDataError:
+            continue
+        ts = packet.ts_ms if packet is not None else ts
+        for frame in frames:
+            if window.start_ms <= ts <= window.end_ms and ts >= next_ts:
+                next_ts = max(next_ts + interval_ms, ts)  # after a gap: on from here, no catching up
+                yield ts, to_bgr(frame)
+
+
 def encode_clip(
-    frames: Sequence[tuple[int, bytes]], fps: float, *, boxes: Sequence[Json] = (), box_ts: int = 0
+    images: Iterable[tuple[int, np.ndarray]], fps: float, *, boxes: Sequence[Json] = (), box_ts: int = 0
 ) -> Clip:
-    """Encode (ts, JPEG) frames, oldest first, as a VP8 WebM at `fps`. A frame is held for as many
-    intervals as pass until the next one, so the clip plays in real time across gaps."""
-    if not frames:
-        raise ClipError("no frames to encode")
+    """Encode (ts, BGR picture) pairs, oldest first, as a VP8 WebM at `fps`. A picture is held for
+    as many intervals as pass until the next one, so the clip plays in real time across gaps."""
     interval_ms = 1000.0 / fps
     fd, path = tempfile.mkstemp(suffix=".webm", prefix="vigil-clip-")
     os.close(fd)
     writer: cv2.VideoWriter | None = None
     written = 0
+    size: tuple[int, int] | None = None
+
+    def write(ts: int, image: np.ndarray, nxt: float) -> None:
+        nonlocal writer, written, size
+        if size is None:
+            size = (image.shape[1], image.shape[0])
+            writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*CLIP_FOURCC), fps, size)
+            if not writer.isOpened():
+                raise ClipError(f"the video encoder ({CLIP_FOURCC} WebM) could not be opened")
+        elif (image.shape[1], image.shape[0]) != size:  # the camera changed resolution mid-clip
+            image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+        if boxes and abs(ts - box_ts) <= BOX_HOLD_MS:
+            image = image.copy()  # the decoder's or a caller's picture: drawn on a copy
+            _draw_boxes(image, boxes)
+        assert writer is not None
+        for _ in range(max(1, round((nxt - ts) / interval_ms))):
+            writer.write(image)
+            written += 1
+
     try:
-        size: tuple[int, int] | None = None
-        for i, (ts, jpeg) in enumerate(frames):
-            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                continue  # cannot happen for frames camera ingest encoded; pushed ones are checked
-            if size is None:
-                size = (image.shape[1], image.shape[0])
-                writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*CLIP_FOURCC), fps, size)
-                if not writer.isOpened():
-                    raise ClipError(f"the video encoder ({CLIP_FOURCC} WebM) could not be opened")
-            elif (image.shape[1], image.shape[0]) != size:  # the camera changed resolution mid-clip
-                image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-            if boxes and abs(ts - box_ts) <= BOX_HOLD_MS:
-                _draw_boxes(image, boxes)
-            nxt = frames[i + 1][0] if i + 1 < len(frames) else ts + interval_ms
-            assert writer is not None
-            for _ in range(max(1, round((nxt - ts) / interval_ms))):
-                writer.write(image)
-                written += 1
+        held: tuple[int, np.ndarray] | None = None  # one picture of look-ahead: its hold needs the next
+        for ts, image in images:
+            if held is not None:
+                write(*held, ts)
+            held = (ts, image)
+        if held is not None:
+            write(*held, held[0] + interval_ms)
         if writer is None or written == 0:
-            raise ClipError("none of the frames could be decoded")
+            raise ClipError("no frames to encode: none of the window's pictures could be decoded")
         writer.release()
         writer = None
         with open(path, "rb") as f:
@@ -133,13 +176,13 @@ def encode_clip(
             os.unlink(path)
 
 
-def is_truncated(frames: Sequence[tuple[int, bytes]], start_ms: int, end_ms: int, fps: float) -> bool:
-    """Whether frames are missing at either end of [start_ms, end_ms] (the camera dropped, or had
+def is_truncated(stamps: Sequence[int], start_ms: int, end_ms: int, fps: float) -> bool:
+    """Whether pictures are missing at either end of [start_ms, end_ms] (the camera dropped, or had
     not been running long enough), beyond what sampling jitter explains."""
-    if not frames:
+    if not stamps:
         return True
     slack = EDGE_TOLERANCE_FRAMES * 1000.0 / fps
-    return frames[0][0] - start_ms > slack or end_ms - frames[-1][0] > slack
+    return stamps[0] - start_ms > slack or end_ms - stamps[-1] > slack
 
 
 class ClipMaker:
@@ -214,20 +257,28 @@ class ClipMaker:
                 if (ring.last_ts() or 0) >= end - slack:
                     break
                 await asyncio.sleep(LATE_FRAMES_POLL_S)
-            frames = ring.window(start, end)
-            if not frames:
+            images: Iterable[tuple[int, np.ndarray]]
+            if isinstance(ring, PacketRing):
+                window = ring.window(start, end)
+                stamps = window.stamps() if window is not None else []
+                images = packet_images(window, fps) if window is not None else ()
+            else:
+                frames = ring.window(start, end)
+                stamps, images = [ts for ts, _ in frames], jpeg_images(frames)
+            if not stamps:
                 await self._answer(request, None, "no_frames", "no frames of the clip's window are kept")
                 return
-            truncated = is_truncated(frames, start, end, fps)
+            truncated = is_truncated(stamps, start, end, fps)
             try:
                 async with self._encoder:
                     started = time.perf_counter()
+                    # Decoded as encoded, on the worker thread: one picture in memory at a time.
                     clip = await asyncio.to_thread(
-                        encode_clip, frames, fps, boxes=request.boxes, box_ts=request.box_ts
+                        encode_clip, images, fps, boxes=request.boxes, box_ts=request.box_ts
                     )
                     sha = await asyncio.to_thread(self._evidence.put_clip, clip.webm)
                     metrics.clip_encode_seconds.observe(time.perf_counter() - started)
-            except (ClipError, OSError, cv2.error) as exc:
+            except (ClipError, OSError, cv2.error, av.error.FFmpegError) as exc:
                 log.warning("clip for %s on %s failed: %s", request.violation_id, request.camera_id, exc)
                 await self._answer(request, None, "failed", f"{type(exc).__name__}: {exc}")
                 return

@@ -1,9 +1,13 @@
-"""Pulling frames from one camera: an OpenCV capture on its own thread, sampled at the camera's
-rate, reconnected with backoff when the stream drops, looped when the source is a video file.
+"""Pulling frames from one camera: a PyAV (FFmpeg) demuxer and decoder on its own thread, sampled
+at the camera's rate, reconnected with backoff when the stream drops, looped when the source is a
+video file.
 
-Capture is blocking C code (network reads, decoding), so each camera gets a thread; OpenCV
-releases the GIL while it decodes, so threads overlap. What happens to a sampled frame (gating,
-tamper checks, encoding, the hand-off to Kafka) is the `on_frame` callback's business.
+Every packet the stream carries is decoded (later pictures are predicted from earlier ones), but
+only a sampled picture is converted to BGR and handed to `on_frame` (gating, tamper checks,
+encoding, the hand-off to Kafka: the service's business). Each packet also goes, as read, to
+`on_packet`: the camera's clip ring keeps the stream's own compressed packets, so clips cost
+nothing per frame (ingest/camera/ring.py). Demuxing and decoding are blocking C code that releases
+the GIL, so each camera gets a thread and threads overlap.
 """
 
 from __future__ import annotations
@@ -14,9 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import av
+import av.error
 import cv2
 import numpy as np
 
+from ingest.camera.ring import StreamFormat
 from vigil.cameras import Camera
 
 log = logging.getLogger(__name__)
@@ -25,13 +32,20 @@ log = logging.getLogger(__name__)
 # camera coming back within half a minute without hammering a dead host.
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
-# FFmpeg's own open and read time-outs; without them a dead RTSP host blocks a read for minutes.
-OPEN_TIMEOUT_MS = 10_000
-READ_TIMEOUT_MS = 10_000
+# FFmpeg's open and read time-outs; without them a dead RTSP host blocks a read for minutes.
+OPEN_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 10.0
+# RTSP over TCP (interleaved), as NVRs default to: UDP loses packets on a busy network, and a
+# lost packet smears every picture until the next keyframe.
+RTSP_OPTIONS = {"rtsp_transport": "tcp"}
 # A video file that reports no frame rate is paced as if it were 25 fps.
 DEFAULT_FILE_FPS = 25.0
+# A packet the decoder refuses is skipped; this many in a row means the stream is not video we
+# can read, and it is reopened (with backoff) rather than spun on.
+MAX_BAD_PACKETS = 100
 
 FrameCallback = Callable[[Camera, np.ndarray, int], object]  # its result is not used
+PacketCallback = Callable[[Camera, StreamFormat, int, bytes, bool], None]  # camera, format, ts, data, key
 
 
 @dataclass(slots=True)
@@ -41,14 +55,32 @@ class ReaderStats:
     connects: int = 0
     disconnects: int = 0
     sampled: int = 0
+    bad_packets: int = 0
     last_frame_at: float = field(default=0.0)  # time.time() of the last sampled frame
     last_error: str = ""
 
 
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded picture as OpenCV's BGR array. Planar 4:2:0 (nearly every camera's H.264 and
+    MJPEG) is converted by OpenCV from the planes as decoded, about 4x faster than swscale's
+    `to_ndarray(format="bgr24")`; anything else goes through swscale."""
+    if frame.format.name in ("yuv420p", "yuvj420p") and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return np.asarray(cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420))
+    return frame.to_ndarray(format="bgr24")
+
+
+def stream_format(stream: av.VideoStream) -> StreamFormat:
+    ctx = stream.codec_context
+    return StreamFormat(ctx.name, ctx.width, ctx.height, bytes(ctx.extradata or b""))
+
+
 class CameraReader:
-    def __init__(self, camera: Camera, on_frame: FrameCallback) -> None:
+    def __init__(
+        self, camera: Camera, on_frame: FrameCallback, on_packet: PacketCallback | None = None
+    ) -> None:
         self.camera = camera
         self._on_frame = on_frame
+        self._on_packet = on_packet
         self._stop = threading.Event()
         self.stats = ReaderStats()
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.camera_id}", daemon=True)
@@ -69,40 +101,44 @@ class CameraReader:
     def _run(self) -> None:
         backoff = BACKOFF_MIN_S
         while not self._stop.is_set():
-            capture = self._open()
-            if capture is None:
+            container = self._open()
+            if container is None:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
             self.stats.connects += 1
             try:
-                if self._pump(capture):
+                if self._pump(container):
                     backoff = BACKOFF_MIN_S  # it delivered frames: the next drop is a fresh blip
+            except (av.error.FFmpegError, OSError) as exc:  # the stream broke (network, server)
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("camera %s: %s", self.camera.camera_id, self.stats.last_error)
             except Exception as exc:  # a bug in a callback must not end the camera for good
                 log.exception("camera %s: frame handling failed", self.camera.camera_id)
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
             finally:
-                capture.release()
+                container.close()
             if not self._stop.is_set():
                 self.stats.disconnects += 1
                 log.warning("camera %s: stream ended; reconnecting in %.1fs", self.camera.camera_id, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    def _open(self) -> cv2.VideoCapture | None:
-        params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            OPEN_TIMEOUT_MS,
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            READ_TIMEOUT_MS,
-        ]
-        capture = cv2.VideoCapture(self.camera.source, cv2.CAP_FFMPEG, params)
-        if not capture.isOpened():
-            capture.release()
-            self.stats.last_error = f"cannot open {self._redacted_source()}"
+    def _open(self) -> av.container.InputContainer | None:
+        source = self.camera.source
+        options = RTSP_OPTIONS if source.lower().startswith("rtsp") else {}
+        try:
+            container = av.open(source, options=options, timeout=(OPEN_TIMEOUT_S, READ_TIMEOUT_S))
+        except (av.error.FFmpegError, OSError) as exc:
+            self.stats.last_error = f"cannot open {self._redacted_source()}: {type(exc).__name__}"
             log.warning("camera %s: %s", self.camera.camera_id, self.stats.last_error)
             return None
-        return capture
+        if not container.streams.video:
+            container.close()
+            self.stats.last_error = f"no video stream in {self._redacted_source()}"
+            log.warning("camera %s: %s", self.camera.camera_id, self.stats.last_error)
+            return None
+        return container
 
     def _redacted_source(self) -> str:
         # RTSP URLs often carry credentials; logs and counters must not.
@@ -112,39 +148,55 @@ class CameraReader:
             return f"{scheme}://***@{rest.split('@', 1)[1]}"
         return source
 
-    def _pump(self, capture: cv2.VideoCapture) -> bool:
+    def _pump(self, container: av.container.InputContainer) -> bool:
         """Read until the stream ends or we are stopped; True if any frame was delivered."""
+        stream = container.streams.video[0]
+        fmt = stream_format(stream)
         period = 1.0 / self.camera.sample_fps
         is_file = self.camera.is_file
-        file_period = 1.0 / (capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FILE_FPS) if is_file else 0.0
-        next_sample = time.monotonic()
-        next_file_frame = time.monotonic()
+        rate = float(stream.average_rate or stream.guessed_rate or 0) if is_file else 0.0
+        file_period = 1.0 / (rate or DEFAULT_FILE_FPS)
+        next_sample = next_file_frame = time.monotonic()
         delivered = False
-        rewinds_without_frames = 0
+        rewinds_without_frames = bad_in_a_row = 0
+        packets = container.demux(stream)
         while not self._stop.is_set():
+            packet = next(packets, None)
+            if packet is None or packet.size == 0:  # the end (a flush packet marks it)
+                if is_file and rewinds_without_frames < 2:
+                    container.seek(0)  # loop the demo video, decoding afresh from its start
+                    stream.codec_context.flush_buffers()
+                    packets = container.demux(stream)
+                    rewinds_without_frames += 1
+                    continue
+                return delivered
             if is_file:
                 # A file is played at its own speed, as a live camera would deliver it.
                 delay = next_file_frame - time.monotonic()
                 if delay > 0:
                     self._stop.wait(delay)
                 next_file_frame = max(next_file_frame + file_period, time.monotonic() - 1.0)
-            if not capture.grab():
-                if is_file and rewinds_without_frames < 2:
-                    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)  # loop the demo video
-                    rewinds_without_frames += 1
-                    continue
-                return delivered
-            now = time.monotonic()
-            if now < next_sample:
-                continue  # grabbed (to keep the stream current) but not decoded: not sampled
-            ok, frame = capture.retrieve()
-            if not ok or frame is None:
-                return delivered
-            rewinds_without_frames = 0
-            # Keep to the schedule, but never try to catch up a backlog after a stall.
-            next_sample = max(next_sample + period, now)
-            self.stats.sampled += 1
-            self.stats.last_frame_at = time.time()
-            delivered = True
-            self._on_frame(self.camera, frame, time.time_ns() // 1_000_000)
+            ts_ms = time.time_ns() // 1_000_000
+            if self._on_packet is not None:
+                self._on_packet(self.camera, fmt, ts_ms, bytes(packet), packet.is_keyframe)
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                self.stats.bad_packets += 1
+                bad_in_a_row += 1
+                if bad_in_a_row >= MAX_BAD_PACKETS:
+                    raise
+                continue
+            bad_in_a_row = 0
+            for frame in frames:
+                now = time.monotonic()
+                if now < next_sample:
+                    continue  # decoded (later pictures need it) but not sampled
+                rewinds_without_frames = 0
+                # Keep to the schedule, but never try to catch up a backlog after a stall.
+                next_sample = max(next_sample + period, now)
+                self.stats.sampled += 1
+                self.stats.last_frame_at = time.time()
+                delivered = True
+                self._on_frame(self.camera, to_bgr(frame), ts_ms)
         return delivered

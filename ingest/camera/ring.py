@@ -1,11 +1,21 @@
-"""A camera's recent frames: every sampled frame (gated or sent), as the JPEG camera ingest made
-of it, for event clips (ingest/camera/clips.py). Bounded by age, count and bytes, whichever is
-reached first, so a camera with huge frames or a high rate cannot grow it without limit."""
+"""A camera's recent past, for event clips (ingest/camera/clips.py), bounded by age, count and
+bytes, whichever is reached first, so a camera with huge frames or a high rate cannot grow it
+without limit.
+
+Two kinds, by where the camera's pictures come from:
+
+- `PacketRing`, for cameras camera ingest pulls (RTSP, HTTP MJPEG, files): the stream's own
+  compressed packets as they arrive, so keeping them costs a copy of bytes already read, and
+  decoding and encoding happen only when a clip is asked for (as NVRs keep their recordings). It
+  drops whole groups of pictures: a clip always starts at a keyframe it can decode from.
+- `FrameRing`, for pushed cameras (edge boxes): the JPEG each push carried, as sent.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import dataclass
 
 
 class FrameRing:
@@ -13,7 +23,7 @@ class FrameRing:
         self.max_age_ms, self.max_frames, self.max_bytes = max_age_ms, max_frames, max_bytes
         self._frames: deque[tuple[int, bytes]] = deque()
         self._bytes = 0
-        # Appended by the camera's reader thread (or push handlers), read by the clip encoder.
+        # Appended by push handlers, read by the clip encoder.
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -46,3 +56,114 @@ class FrameRing:
     def last_ts(self) -> int | None:
         with self._lock:
             return self._frames[-1][0] if self._frames else None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    """What a decoder needs besides the packets: the codec and its setup bytes (H.264's SPS and
+    PPS in `extradata`, for instance), as the camera's stream announced them."""
+
+    codec: str
+    width: int
+    height: int
+    extradata: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    ts_ms: int  # when camera ingest read it (the camera's clock is not trusted, as for frames)
+    data: bytes
+    keyframe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PacketWindow:
+    """A clip's packets: from the last keyframe at or before the window's start (so the first
+    picture can be decoded) to the last packet within it, with their stream's format."""
+
+    format: StreamFormat
+    packets: tuple[Packet, ...]
+    start_ms: int
+    end_ms: int
+
+    def stamps(self) -> list[int]:
+        """The times of the packets inside the window (not the lead-in from the keyframe)."""
+        return [p.ts_ms for p in self.packets if self.start_ms <= p.ts_ms <= self.end_ms]
+
+
+class PacketRing:
+    def __init__(self, *, max_age_ms: int, max_packets: int, max_bytes: int) -> None:
+        self.max_age_ms, self.max_packets, self.max_bytes = max_age_ms, max_packets, max_bytes
+        self._packets: deque[Packet] = deque()
+        self._keys: deque[int] = deque()  # the keyframes' times, so a group's end is found at once
+        self._bytes = 0
+        self._format: StreamFormat | None = None
+        self._need_key = True  # until a keyframe starts the run (after a reconnect, or emptied)
+        # Appended by the camera's reader thread, read by the clip encoder.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._packets)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def append(self, fmt: StreamFormat, ts_ms: int, data: bytes, keyframe: bool) -> None:
+        with self._lock:
+            packets = self._packets
+            if fmt is not self._format:  # a new connection: its packets start a new run
+                if fmt != self._format:  # another codec or size: the old packets cannot share a clip
+                    packets.clear()
+                    self._keys.clear()
+                    self._bytes = 0
+                self._format = fmt
+                self._need_key = True
+            if self._need_key:
+                if not keyframe:
+                    return  # nothing decodes before a run's first keyframe
+                self._need_key = False
+            if packets and ts_ms < packets[-1].ts_ms:
+                ts_ms = packets[-1].ts_ms  # the wall clock stepped back: keep the order
+            packets.append(Packet(ts_ms, data, keyframe))
+            self._bytes += len(data)
+            if keyframe:
+                self._keys.append(ts_ms)
+            self._evict(ts_ms - self.max_age_ms)
+
+    def _evict(self, oldest: int) -> None:
+        """Drops the oldest group of pictures (a keyframe and the packets that need it) while the
+        packet or byte bound is passed, or while the next group already starts before `oldest` (a
+        group reaching into the kept time stays: its later pictures need its keyframe). A group is
+        kept whole or not at all. Held under the lock."""
+        packets, keys = self._packets, self._keys
+        while packets:
+            over = len(packets) > self.max_packets or self._bytes > self.max_bytes
+            if not over and (len(keys) < 2 or keys[1] > oldest):
+                return
+            keys.popleft()
+            self._bytes -= len(packets.popleft().data)
+            while packets and not packets[0].keyframe:
+                self._bytes -= len(packets.popleft().data)
+            if not packets:
+                self._need_key = True
+
+    def window(self, start_ms: int, end_ms: int) -> PacketWindow | None:
+        """The packets a clip of [start_ms, end_ms] decodes, or None when none lie in the window."""
+        with self._lock:
+            if self._format is None:
+                return None
+            chosen: list[Packet] = []
+            for packet in self._packets:
+                if packet.ts_ms > end_ms:
+                    break
+                if packet.keyframe and packet.ts_ms <= start_ms:
+                    chosen.clear()  # a later keyframe still before the window: start there
+                chosen.append(packet)
+            if not any(start_ms <= p.ts_ms for p in chosen):
+                return None
+            return PacketWindow(self._format, tuple(chosen), start_ms, end_ms)
+
+    def last_ts(self) -> int | None:
+        with self._lock:
+            return self._packets[-1].ts_ms if self._packets else None

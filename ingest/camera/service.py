@@ -7,9 +7,10 @@ the Kafka producer. The hand-off queue is bounded; when it is full the newest fr
 counted (frames are sheddable: the next one shows the same scene). CAMERA_OFFLINE and
 CAMERA_TAMPERED findings are not sheddable: they are sent with retries until Kafka has them.
 
-With clips on (an evidence directory and VIGIL_CLIP_BUFFER_S > 0), every sampled frame is also
-JPEG-encoded into the camera's ring (ingest/camera/ring.py), gated or not; ClipMaker answers the
-detector's clip requests from it. While a live lease holds, frames also go to `vigil.live.v1`.
+With clips on (an evidence directory and VIGIL_CLIP_BUFFER_S > 0), each camera keeps a ring of its
+recent past (ingest/camera/ring.py): a pulled camera's own compressed packets, kept by its reader as
+read (no work per frame), a pushed camera's JPEGs as sent; ClipMaker answers the detector's clip
+requests from it, decoding only then. While a live lease holds, frames also go to `vigil.live.v1`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ingest.camera.clips import ClipMaker
 from ingest.camera.live import LiveFeeds
 from ingest.camera.push_auth import PushCredentials
 from ingest.camera.reader import CameraReader
-from ingest.camera.ring import FrameRing
+from ingest.camera.ring import FrameRing, PacketRing, StreamFormat
 from ingest.camera.tamper import TamperState
 from vigil import metrics, topics
 from vigil.cameras import Camera, CameraRegistry
@@ -53,6 +54,10 @@ HEALTH_INTERVAL_S = 1.0
 REGISTRY_SYNC_S = 10.0
 # A failed send of a finding is retried after this pause; findings are never given up on.
 VIOLATION_RETRY_S = 1.0
+# A pulled camera's clip ring holds at most VIGIL_CLIP_BUFFER_S times this many packets (one a
+# picture): a 30-fps stream's with room to spare; a faster stream keeps a shorter past. The byte
+# bound (VIGIL_CLIP_BUFFER_MAX_BYTES) usually binds first; this one bounds the per-packet overhead.
+MAX_STREAM_FPS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +161,17 @@ class CameraIngest(Service):
         channel = self.channels.get(camera.camera_id)
         if channel is None or channel.camera != camera:
             s = self._settings
-            ring = None
-            if self._clips_enabled:
+            ring: FrameRing | PacketRing | None = None
+            if self._clips_enabled and camera.pushed:  # the pushes' JPEGs, as sent
                 ring = FrameRing(
                     max_age_ms=int(s.clip_buffer_s * 1000),
                     max_frames=s.clip_buffer_max_frames,
+                    max_bytes=s.clip_buffer_max_bytes,
+                )
+            elif self._clips_enabled:  # the stream's own packets, as read (ingest/camera/reader.py)
+                ring = PacketRing(
+                    max_age_ms=int(s.clip_buffer_s * 1000),
+                    max_packets=max(1, round(s.clip_buffer_s * MAX_STREAM_FPS)),
                     max_bytes=s.clip_buffer_max_bytes,
                 )
             channel = CameraChannel(
@@ -185,7 +196,7 @@ class CameraIngest(Service):
         for camera in wanted.values():
             self.channel(camera)
             if not camera.pushed and camera.camera_id not in self._readers:
-                reader = CameraReader(camera, self.process_frame)
+                reader = CameraReader(camera, self.process_frame, self._keep_packet)
                 self._readers[camera.camera_id] = reader
                 reader.start()
 
@@ -214,10 +225,9 @@ class CameraIngest(Service):
             snapshot = self._encode(frame) if tamper.tampered else None
             self._loop.call_soon_threadsafe(self._tamper_changed, channel, tamper, snapshot)
         reason: SendReason = "push" if jpeg is not None else decision.reason  # type: ignore[assignment]
-        if channel.ring is not None:
-            # Clips need the frames the gate holds back too; the JPEG is reused if it is sent.
-            if jpeg is None:
-                jpeg = self._encode(frame)
+        if isinstance(channel.ring, FrameRing) and jpeg is not None:
+            # A push's JPEG, gated or not: clips need the frames the gate holds back too. (A pulled
+            # camera's ring is filled by its reader with the stream's packets: `_keep_packet`.)
             channel.ring.append(ts_ms, jpeg)
         if self.live is not None and self.live.watched(camera.camera_id):
             if jpeg is None:
@@ -234,6 +244,12 @@ class CameraIngest(Service):
         meta = FrameMeta(camera.camera_id, camera.enterprise_id, camera.site_id, ts_ms, seq, reason)
         self._loop.call_soon_threadsafe(self._offer, _OutgoingFrame(channel, meta, jpeg))
         return True, decision.reason
+
+    def _keep_packet(self, camera: Camera, fmt: StreamFormat, ts_ms: int, data: bytes, key: bool) -> None:
+        """A pulled camera's packet into its clip ring (on the reader's thread)."""
+        channel = self.channels.get(camera.camera_id)
+        if channel is not None and isinstance(channel.ring, PacketRing):
+            channel.ring.append(fmt, ts_ms, data, key)
 
     def _encode(self, frame: np.ndarray) -> bytes:
         height, width = frame.shape[:2]

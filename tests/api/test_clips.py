@@ -1,11 +1,13 @@
-"""Event clips end to end on the real brokers and database: the simulator's MJPEG stream pulled
-by camera ingest (its ring buffer), the vision detector's finding and clip request, the clip
-encoded by camera ingest, recorded on the alert by the alerts service, and served by the API to
-operators and the owning enterprise only."""
+"""Event clips end to end on the real brokers and database: the simulator's scene pulled by camera
+ingest as an MJPEG stream and as an H.264 RTSP stream (its packets kept in the camera's ring), the
+vision detector's finding and clip request, the clip decoded from the ring and encoded by camera
+ingest, recorded on the alert by the alerts service, and served by the API to operators and the
+owning enterprise only."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -22,6 +24,7 @@ from ingest.camera.service import CameraIngest
 from simulators.camera import KitchenScene, Script
 from simulators.mjpeg import MjpegServer
 from tests.api.conftest import bearer, make_key
+from tests.rtsp import RtspCamera
 from vigil.cameras import register_camera
 
 SAMPLE_FPS = 4
@@ -64,15 +67,29 @@ _CLIP = (
 )
 
 
-async def run_pipeline(settings, pool, uid, *, stop_camera_after_alert: bool = False, break_store=False):
+@contextlib.contextmanager
+def camera_stream(kind: str, scene: KitchenScene):
+    """(URL, the MJPEG server or None): the scene as an MJPEG camera, or as an H.264 RTSP camera
+    whose file plays from when camera ingest connects (tests/rtsp.py)."""
+    if kind == "rtsp":
+        with RtspCamera(scene, fps=8, seconds=60) as rtsp:
+            yield rtsp.url, None
+    else:
+        with MjpegServer(scene, fps=8) as mjpeg:
+            yield mjpeg.url, mjpeg
+
+
+async def run_pipeline(
+    settings, pool, uid, *, stop_camera_after_alert: bool = False, break_store=False, kind: str = "mjpeg"
+):
     ent, site, camera = f"ent-{uid}", f"site-{uid}", f"kitchen-{uid}"
     # The behaviour starts 10 s in, so the 5 s before the first confirming frame are in the ring even
     # when a loaded machine takes a few seconds to connect camera ingest to the stream.
     scene = KitchenScene(Script.parse([{"kind": "no_mask", "start_s": 10, "end_s": 600, "worker": 0}]))
     fast = settings.model_copy(update={"camera_keyframe_interval_s": 1.0})
-    with MjpegServer(scene, fps=8) as stream:
+    with camera_stream(kind, scene) as (url, stream):
         await register_camera(
-            pool, enterprise_id=ent, site_id=site, camera_id=camera, source=stream.url, sample_fps=SAMPLE_FPS
+            pool, enterprise_id=ent, site_id=site, camera_id=camera, source=url, sample_fps=SAMPLE_FPS
         )
         detector = VisionDetector(fast)
         detector.group_id = f"test-vision-{uid}"
@@ -87,6 +104,7 @@ async def run_pipeline(settings, pool, uid, *, stop_camera_after_alert: bool = F
             opened = "SELECT alert_id FROM alerts WHERE source_id = %s AND code = 'KITCHEN_NO_MASK'"
             await wait_for_row(pool, opened, (camera,), 90, "a KITCHEN_NO_MASK alert")
             if stop_camera_after_alert:
+                assert stream is not None, "only the MJPEG camera can be dropped"
                 stream.set_available(False)
             if break_store:
                 audit = (
@@ -100,8 +118,11 @@ async def run_pipeline(settings, pool, uid, *, stop_camera_after_alert: bool = F
     return ent, alert_id, evidence
 
 
-async def test_a_finding_gets_a_ten_second_clip_served_to_operators_and_its_enterprise(settings, pool, uid):
-    ent, alert_id, evidence = await run_pipeline(settings, pool, uid)
+@pytest.mark.parametrize("kind", ["mjpeg", "rtsp"])
+async def test_a_finding_gets_a_ten_second_clip_served_to_operators_and_its_enterprise(
+    settings, pool, uid, kind
+):
+    ent, alert_id, evidence = await run_pipeline(settings, pool, uid, kind=kind)
     assert evidence["clip_truncated"] is False
     assert 9.0 <= evidence["clip_duration_s"] <= 12.0
     operator = await make_key(pool, "operator")

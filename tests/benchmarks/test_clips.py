@@ -19,7 +19,7 @@ from vigil.settings import Settings
 pytestmark = pytest.mark.integration
 
 # (section, how many figures, and which carry a raw limit)
-SECTIONS = {SECTION_MEMORY: (2, 2), SECTION_ENCODE: (3, 2), SECTION_LIVE: (2, 2), SECTION_LOOP: (4, 3)}
+SECTIONS = {SECTION_MEMORY: (3, 3), SECTION_ENCODE: (3, 2), SECTION_LIVE: (2, 2), SECTION_LOOP: (4, 3)}
 
 
 async def test_a_tiny_run_reports_every_figure_against_the_limits_it_measured(
@@ -41,7 +41,9 @@ async def test_a_tiny_run_reports_every_figure_against_the_limits_it_measured(
             assert math.isfinite(f.limit) and f.limit > 0, f.name
             assert f.ratio == pytest.approx(f.value / f.limit), f.name
 
-    ring, rss = (f for f in report.figures if f.section == SECTION_MEMORY)
+    pulled, ring, rss = (f for f in report.figures if f.section == SECTION_MEMORY)
+    # A pulled camera's ring holds its stream's packets, never more than the byte bound.
+    assert pulled.limit == ring.limit and 0 < pulled.value <= pulled.limit and "packets of" in pulled.note
     assert ring.limit is not None and 0 < ring.value <= ring.limit  # never more than its byte bound
     assert ring.limit == Settings().clip_buffer_max_bytes / 2**20
     # Three rings of the same frames, offset: their JPEG bytes are about three of one ring's.

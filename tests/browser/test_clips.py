@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from ingest.camera.clips import encode_clip
+from ingest.camera.clips import encode_clip, jpeg_images
 from ingest.camera.service import CameraIngest
 from simulators.camera import KitchenScene
 from simulators.mjpeg import MjpegServer
@@ -44,7 +44,7 @@ async def test_the_event_clip_plays_in_the_detail_and_on_the_enterprise_page(
     t0 = int(time.time() * 1000)
     frames = [(t0 + i * 500, jpeg((40, 40 + 8 * i, 160), f"F{i}")) for i in range(21)]
     box = {"class": "rat", "score": 0.9, "xyxy": [20.0, 20.0, 200.0, 200.0]}
-    clip = encode_clip(frames, 2.0, boxes=[box], box_ts=t0 + 5000)
+    clip = encode_clip(jpeg_images(frames), 2.0, boxes=[box], box_ts=t0 + 5000)
     sha = vigil.evidence.put_clip(clip.webm)
     snapshot = vigil.evidence.put(frames[10][1])
     v = violation(vigil.site, "KITCHEN_RODENT", source="cam-clip")
