@@ -195,46 +195,60 @@ class TelemetryDetector(KafkaWorker):
     async def handle(self, records: Sequence[Record]) -> None:
         async with self._turn:
             started = time.perf_counter()
-            before = (self.stats.readings, self.stats.events, self.stats.statuses, self.stats.dead_lettered)
+            stats = self.stats
+            before = (stats.readings, stats.events, stats.statuses, stats.dead_lettered)
             sends: list[Awaitable[RecordMetadata]] = []
             touched: set[int] = set()
+            # The per-message path, hoisted: this loop runs for every reading of every device.
+            positions, profiles, registry = self._positions, self._rulebook.profiles, self._registry
+            engines, never_by_partition, early = self._engines, self._never, self._early
+            found: list[Violation]
             for record in records:
-                self._positions[record.partition] = record.offset + 1
+                partition = record.partition
+                positions[partition] = record.offset + 1
                 try:
                     message = decode_device_message(record.value or b"")
                 except InvalidMessage as exc:
-                    self.stats.dead_lettered += 1
+                    stats.dead_lettered += 1
                     sends.append(await self.dead_letter(record, exc.reason, exc.detail))
                     continue
-                if message.profile not in self._rulebook.profiles:
+                if message.profile not in profiles:
                     # Never judged, so never silent: the device's readings stay on record with why.
-                    self.stats.dead_lettered += 1
-                    detail = unknown_profile_detail(
-                        message.device_id, message.profile, self._rulebook.profiles
-                    )
+                    stats.dead_lettered += 1
+                    detail = unknown_profile_detail(message.device_id, message.profile, profiles)
                     sends.append(await self.dead_letter(record, "unknown_profile", detail))
                     continue
-                if isinstance(message, Telemetry):
-                    self.stats.readings += 1
-                elif isinstance(message, DeviceEvent):
-                    self.stats.events += 1
-                elif isinstance(message, DeviceStatus):
-                    self.stats.statuses += 1
-                device = await self._device(message.device_id)
-                engine = self._engine(record.partition)
-                touched.add(record.partition)
-                never = self._never.get(record.partition)
+                kind = type(message)
+                if kind is Telemetry:
+                    stats.readings += 1
+                elif kind is DeviceEvent:
+                    stats.events += 1
+                else:
+                    stats.statuses += 1
+                # The registry's cache answers without a task or a timer; only a miss awaits.
+                device = registry.fresh(message.device_id)
+                if device is None:
+                    device = await self._device(message.device_id)
+                engine = engines.get(partition)
+                if engine is None:
+                    engine = self._engine(partition)
+                touched.add(partition)
+                never = never_by_partition.get(partition)
                 if never is not None and len(never):  # a never-connected device's first message
                     await self._send(never.connected(message.device_id, message.received_at), sends)
                 late = engine.stats.late
-                await self._send(engine.feed(message, device), sends)
+                found = engine.feed(message, device)
+                if found:
+                    await self._send(found, sends)
                 if engine.stats.late > late:  # the engine left it alone (see _count_late)
                     self._count_late(message)
-                if self._early is not None:
-                    await self._send(self._early.warnings(message, device), sends)
+                if early is not None:
+                    found = early.warnings(message, device)
+                    if found:
+                        await self._send(found, sends)
             # Timers the batch's own messages ran past (another device's heartbeat, a door).
             for partition in touched:
-                engine = self._engines[partition]
+                engine = engines[partition]
                 await self._send(engine.tick(engine.watermark), sends)
             self._measure(started, before)
             # Every violation and dead letter of the batch must be on the broker before the

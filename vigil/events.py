@@ -292,11 +292,14 @@ def _envelope(obj: Json) -> tuple[str, str, str, str, int, int]:
 # The checks of `_envelope` and `_metrics` as schema constraints, run by the compiled decoder:
 # ids as ID_PATTERN.fullmatch (\A…\Z, since msgspec searches), times no earlier than 2000, and
 # integers within int64, where orjson too keeps a JSON integer an int (a larger one falls back to
-# the checked path, which judges it). A JSON number is never NaN or infinite: msgspec refuses one
-# out of range, as orjson does.
+# the checked path, which judges it), and floats below 2^63 in magnitude: a larger one may have been
+# an integer beyond int64 that the float arm would round, so the checked path (which keeps it exact)
+# judges it too. A JSON number is never NaN or infinite: msgspec refuses one out of range, as orjson
+# does.
 _WireId = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9_-]{1,64}\Z")]
 _WireTs = Annotated[int, msgspec.Meta(ge=MIN_TS_MS)]
 _WireInt = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_WireFloat = Annotated[float, msgspec.Meta(gt=-(2.0**63), lt=2.0**63)]
 
 
 class _TelemetryWire(msgspec.Struct, forbid_unknown_fields=True):
@@ -310,7 +313,7 @@ class _TelemetryWire(msgspec.Struct, forbid_unknown_fields=True):
     site_id: _WireId
     profile: Annotated[str, msgspec.Meta(min_length=1)]
     ts: _WireTs
-    metrics: dict[str, _WireInt | float]
+    metrics: dict[str, _WireInt | _WireFloat]
     received_at: _WireTs
 
 
@@ -326,10 +329,6 @@ def _compiled_telemetry(raw: bytes) -> Telemetry | None:
         return None
     latest = time.time_ns() // 1_000_000 + MAX_FUTURE_MS
     if w.v != SCHEMA_VERSION or w.type != "telemetry" or w.ts > latest or w.received_at > latest:
-        return None
-    # An integer beyond int64 misses `_WireInt` and lands in the float arm, rounded; a float that
-    # large may have been such an integer, so the checked path (which keeps it exact) judges it.
-    if any(isinstance(v, float) and abs(v) >= 2.0**63 for v in w.metrics.values()):
         return None
     return Telemetry(w.enterprise_id, w.device_id, w.site_id, w.profile, w.ts, w.metrics, w.received_at)
 

@@ -31,7 +31,7 @@ from detectors.early_warning.policy import Policy, WarnState
 from detectors.early_warning.track import DeviceTrack
 from vigil.catalogue import violation_type
 from vigil.errors import ConfigurationError
-from vigil.events import DeviceEvent, DeviceMessage, DeviceStatus, Telemetry, Violation, violation_id
+from vigil.events import DeviceEvent, DeviceMessage, Telemetry, Violation, violation_id
 from vigil.registry import Device
 
 CODE: Final = "DEVICE_RISK_WARNING"
@@ -167,11 +167,12 @@ class EarlyWarning:
             device = Device(
                 message.device_id, message.enterprise_id, message.site_id, message.profile, attributes
             )
-        if isinstance(message, DeviceEvent):
-            self.event(device, message.ts, message.event)
-            return []
-        if isinstance(message, DeviceStatus):
-            return []
+        kind = type(message)
+        if kind is not Telemetry:
+            if kind is DeviceEvent:
+                assert isinstance(message, DeviceEvent)
+                self.event(device, message.ts, message.event)
+            return []  # an event is kept for the features; a status changes nothing
         assert isinstance(message, Telemetry)
         scored = self._score(device, message.ts, message.metrics)
         if scored is None:

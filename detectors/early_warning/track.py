@@ -39,18 +39,26 @@ class DeviceTrack:
     def add(self, ts: int, metrics: Mapping[str, float]) -> bool:
         """Keep a reading; True when it is the first of a new minute (the moment to score).
         A reading older than the newest is late and ignored; impossible values are left out."""
-        if self.last_ts is not None and ts < self.last_ts:
-            return False
-        new_minute = self.last_ts is None or ts // MINUTE_MS != self.last_ts // MINUTE_MS
-        self.last_ts = ts
+        last = self.last_ts
         minute = ts // MINUTE_MS
-        for c in self.channels:
+        if last is None:
+            new_minute = True
+        elif ts < last:
+            return False
+        else:
+            new_minute = minute != last // MINUTE_MS
+        self.last_ts = ts
+        points = self.points
+        for c in self.channels:  # every reading of every watched device: kept lean
             value = metrics.get(c.metric)
-            if not isinstance(value, int | float) or isinstance(value, bool):
+            kind = type(value)
+            if kind is not float and kind is not int:  # absent, or not a number (a bool is neither)
                 continue
-            if not (c.valid[0] <= value <= c.valid[1]):  # SENSOR_OUT_OF_RANGE's business
+            assert value is not None
+            low, high = c.valid
+            if not (low <= value <= high):  # SENSOR_OUT_OF_RANGE's business
                 continue
-            buf = self.points[c.metric]
+            buf = points[c.metric]
             if buf and buf[-1][0] == minute:
                 buf[-1] = (minute, float(value))
             else:
