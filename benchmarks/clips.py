@@ -44,7 +44,7 @@ from av.video.codeccontext import VideoCodecContext
 from pydantic import SecretStr
 
 from benchmarks.clips_live import LIVE_FPS, measure_live
-from benchmarks.clips_memory import RingBounds, measure_memory
+from benchmarks.clips_memory import JpegFeed, PacketFeed, RingBounds, measure_memory
 from benchmarks.report import Figure, Report, print_report
 from ingest.camera.clips import CLIP_FOURCC, encode_clip, jpeg_images
 from ingest.camera.reader import stream_format, to_bgr
@@ -331,41 +331,43 @@ async def measure(
     return report
 
 
-def _packet_ring(stream: StreamPackets, settings: Settings) -> PacketRing:
-    """A pulled camera's ring at the default settings, after twice its age bound of the stream."""
+def _packet_feed(stream: StreamPackets, settings: Settings) -> PacketFeed:
+    """A pulled camera's ring as camera ingest makes it (CameraIngest.channel), fed the stream."""
     with tempfile.TemporaryDirectory(prefix="vigil-bench-clips-") as tmp:
-        ingest = _ingest(settings, Path(tmp), ring=True)
-    interval_ms = 1000 / stream.fps
-    count = int(2 * settings.clip_buffer_s * stream.fps) + 1
-    for i in range(count):
-        data, key = stream.packets[i % len(stream.packets)]
-        ingest._keep_packet(_CAMERA, stream.format, 1_763_000_000_000 + round(i * interval_ms), data, key)
-    ring = ingest.channels[_CAMERA.camera_id].ring
+        ring = _ingest(settings, Path(tmp), ring=True).channels[_CAMERA.camera_id].ring
     assert isinstance(ring, PacketRing)
-    return ring
+    return PacketFeed(stream.format, stream.packets, stream.fps, ring.max_age_ms, ring.max_packets,
+                      ring.max_bytes)  # fmt: skip
 
 
 async def _memory(
     bounds: RingBounds, jpegs: list[bytes], cameras: int, stream: StreamPackets, settings: Settings
 ) -> list[Figure]:
-    m = await asyncio.to_thread(measure_memory, bounds, jpegs, cameras)
-    per_frame = m.ring_bytes / max(m.frames, 1) / 1024
-    packets = await asyncio.to_thread(_packet_ring, stream, settings)
-    pulled = Figure(SECTION_MEMORY, "one pulled camera's ring (its stream's packets)", packets.nbytes / MIB,
-                    "MiB", m.bound_bytes / MIB, "the ring's byte bound",
-                    note=f"{len(packets)} packets of {stream.format.codec} {stream.format.width}x"
-                    f"{stream.format.height} at {stream.fps:g} fps, the last "
-                    f"{settings.clip_buffer_s:g} s and the group of pictures reaching into it")  # fmt: skip
-    return [pulled,
-        Figure(SECTION_MEMORY, "one pushed camera's ring (its JPEGs)", m.ring_bytes / MIB, "MiB",
-               m.bound_bytes / MIB, "the ring's byte bound",
-               note=f"{m.frames} frames ({bounds.max_age_ms / 1000:g} s at {bounds.fps:g} fps) of "
-               f"{per_frame:,.0f} KiB"),
-        Figure(SECTION_MEMORY, f"RSS growth of a process holding {m.cameras} pushed cameras' rings",
-               m.rss_growth / MIB, "MiB", m.held_bytes / MIB, "JPEG bytes held",
-               note=f"child process RSS {m.rss_before / MIB:,.0f} → {m.rss_full / MIB:,.0f} MiB; "
-               f"{m.rss_growth / m.cameras / MIB:,.2f} MiB a camera"),
-    ]  # fmt: skip
+    figures: list[Figure] = []
+    fmt = stream.format
+    for feed, kind in ((_packet_feed(stream, settings), "pulled"), (JpegFeed(bounds, jpegs), "pushed")):
+        m = await asyncio.to_thread(measure_memory, feed, cameras)
+        if isinstance(feed, PacketFeed):
+            name, held = "one pulled camera's ring (its stream's packets)", "packet bytes held"
+            note = (
+                f"{m.frames} packets of {fmt.codec} {fmt.width}x{fmt.height} at {stream.fps:g} fps: "
+                f"the last {feed.max_age_ms / 1000:g} s and the group of pictures reaching into it"
+            )
+        else:
+            name, held = "one pushed camera's ring (its JPEGs)", "JPEG bytes held"
+            note = (
+                f"{m.frames} frames ({bounds.max_age_ms / 1000:g} s at {bounds.fps:g} fps) of "
+                f"{m.ring_bytes / max(m.frames, 1) / 1024:,.0f} KiB"
+            )
+        figures += [
+            Figure(SECTION_MEMORY, name, m.ring_bytes / MIB, "MiB", m.bound_bytes / MIB,
+                   "the ring's byte bound", note=note),
+            Figure(SECTION_MEMORY, f"RSS growth of a process holding {m.cameras} {kind} cameras' rings",
+                   m.rss_growth / MIB, "MiB", m.held_bytes / MIB, held,
+                   note=f"child process RSS {m.rss_before / MIB:,.0f} → {m.rss_full / MIB:,.0f} MiB; "
+                   f"{m.rss_growth / m.cameras / MIB:,.2f} MiB a camera"),
+        ]  # fmt: skip
+    return figures
 
 
 async def _encode(jpegs: list[bytes], window_s: float, rounds: int, vp9: bool) -> list[Figure]:

@@ -1,5 +1,6 @@
 """`vigil bench clips`, memory: one camera's ring (ingest/camera/ring.py) at the default settings,
-and the resident memory of a separate process holding many cameras' rings full.
+a pulled camera's (its stream's packets) and a pushed camera's (its JPEGs), and the resident memory
+of a separate process holding many cameras' rings full.
 
 The process is a child started for the purpose (multiprocessing's spawn: a fresh interpreter,
 not a fork sharing the parent's pages), its RSS read from /proc by the parent before and after
@@ -15,7 +16,7 @@ import os
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from ingest.camera.ring import FrameRing
+from ingest.camera.ring import FrameRing, PacketRing, StreamFormat
 
 # How long the parent waits for the child at each step: filling 100 cameras' rings copies about
 # 350 MiB, a second or two; a minute covers a machine far busier than that.
@@ -32,28 +33,77 @@ class RingBounds:
     max_bytes: int
     fps: float  # the camera's sampling rate: frames arrive this often
 
-    def ring(self) -> FrameRing:
-        return FrameRing(max_age_ms=self.max_age_ms, max_frames=self.max_frames, max_bytes=self.max_bytes)
 
-    def fill(self, ring: FrameRing, jpegs: list[bytes], offset: int = 0, *, copy: bool = False) -> None:
-        interval_ms = 1000.0 / self.fps
-        count = int(FILL_WINDOWS * self.max_age_ms / interval_ms) + 1
+@dataclass(frozen=True, slots=True)
+class JpegFeed:
+    """A pushed camera's ring, fed the JPEGs it would be sent at its sampling rate."""
+
+    bounds: RingBounds
+    jpegs: list[bytes]
+
+    @property
+    def max_bytes(self) -> int:
+        return self.bounds.max_bytes
+
+    def ring(self) -> FrameRing:
+        b = self.bounds
+        return FrameRing(max_age_ms=b.max_age_ms, max_frames=b.max_frames, max_bytes=b.max_bytes)
+
+    def fill(self, ring: FrameRing | PacketRing, offset: int = 0, *, copy: bool = False) -> None:
+        assert isinstance(ring, FrameRing)
+        interval_ms = 1000.0 / self.bounds.fps
+        count = int(FILL_WINDOWS * self.bounds.max_age_ms / interval_ms) + 1
         for i in range(count):
-            jpeg = jpegs[(offset + i) % len(jpegs)]
+            jpeg = self.jpegs[(offset + i) % len(self.jpegs)]
             # A camera's ring holds its own frames: each camera encodes its own. A copy per camera
             # (bytes(bytearray(...)) always allocates) keeps shared objects from flattering the RSS.
             ring.append(1_763_000_000_000 + round(i * interval_ms), bytes(bytearray(jpeg)) if copy else jpeg)
 
 
 @dataclass(frozen=True, slots=True)
+class PacketFeed:
+    """A pulled camera's ring, fed its stream's packets at the stream's rate, as its reader would."""
+
+    format: StreamFormat
+    packets: list[tuple[bytes, bool]]  # (data, keyframe), looped
+    fps: float
+    max_age_ms: int
+    max_packets: int
+    max_bytes: int
+
+    def ring(self) -> PacketRing:
+        return PacketRing(max_age_ms=self.max_age_ms, max_packets=self.max_packets, max_bytes=self.max_bytes)
+
+    def fill(self, ring: FrameRing | PacketRing, offset: int = 0, *, copy: bool = False) -> None:
+        assert isinstance(ring, PacketRing)
+        interval_ms = 1000.0 / self.fps
+        count = int(FILL_WINDOWS * self.max_age_ms / interval_ms) + 1
+        n = len(self.packets)
+        start = (offset * 7) % n  # cameras out of step
+        start -= start % max(1, _gop(self.packets))  # on a keyframe, as a stream is joined
+        for i in range(count):
+            data, key = self.packets[(start + i) % n]
+            ts = 1_763_000_000_000 + round(i * interval_ms)
+            ring.append(self.format, ts, bytes(bytearray(data)) if copy else data, key)
+
+
+def _gop(packets: list[tuple[bytes, bool]]) -> int:
+    keys = [i for i, (_, key) in enumerate(packets) if key]
+    return keys[1] - keys[0] if len(keys) > 1 else len(packets)
+
+
+RingFeed = JpegFeed | PacketFeed
+
+
+@dataclass(frozen=True, slots=True)
 class RingMemory:
-    frames: int  # frames one ring holds at steady state
-    ring_bytes: int  # the JPEG bytes one ring holds at steady state
+    frames: int  # frames (or packets) one ring holds at steady state
+    ring_bytes: int  # the bytes one ring holds at steady state
     bound_bytes: int  # the ring's byte bound (VIGIL_CLIP_BUFFER_MAX_BYTES)
     cameras: int
     rss_before: int  # the child's RSS before and after filling its rings, bytes
     rss_full: int
-    held_bytes: int  # the JPEG bytes all the child's rings hold
+    held_bytes: int  # the bytes all the child's rings hold
 
     @property
     def rss_growth(self) -> int:
@@ -68,13 +118,13 @@ def _rss(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def _hold_rings(conn: Connection, bounds: RingBounds, jpegs: list[bytes], cameras: int) -> None:
+def _hold_rings(conn: Connection, feed: RingFeed, cameras: int) -> None:
     """The child: report in, fill one ring per camera, report the bytes held, wait to be measured."""
     conn.send("ready")
     conn.recv()
-    rings = [bounds.ring() for _ in range(cameras)]
+    rings = [feed.ring() for _ in range(cameras)]
     for i, ring in enumerate(rings):
-        bounds.fill(ring, jpegs, offset=i, copy=True)  # cameras out of step: not the same frames
+        feed.fill(ring, offset=i, copy=True)  # cameras out of step: not the same frames
     conn.send(sum(r.nbytes for r in rings))
     conn.recv()  # measured: the rings may go
 
@@ -85,12 +135,12 @@ def _expect(conn: Connection) -> object:
     return conn.recv()
 
 
-def measure_memory(bounds: RingBounds, jpegs: list[bytes], cameras: int) -> RingMemory:
-    one = bounds.ring()
-    bounds.fill(one, jpegs)
+def measure_memory(feed: RingFeed, cameras: int) -> RingMemory:
+    one = feed.ring()
+    feed.fill(one)
     parent, child_end = multiprocessing.get_context("spawn").Pipe()
     child = multiprocessing.get_context("spawn").Process(
-        target=_hold_rings, args=(child_end, bounds, jpegs, cameras), name="vigil-bench-rings", daemon=True
+        target=_hold_rings, args=(child_end, feed, cameras), name="vigil-bench-rings", daemon=True
     )
     child.start()
     try:
@@ -107,7 +157,7 @@ def measure_memory(bounds: RingBounds, jpegs: list[bytes], cameras: int) -> Ring
         if child.is_alive():
             child.kill()
             child.join()
-    return RingMemory(len(one), one.nbytes, bounds.max_bytes, cameras, before, full, held)
+    return RingMemory(len(one), one.nbytes, feed.max_bytes, cameras, before, full, held)
 
 
 def pid_cpu_s(pid: int) -> float:
