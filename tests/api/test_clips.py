@@ -118,11 +118,9 @@ async def run_pipeline(
     return ent, alert_id, evidence
 
 
-@pytest.mark.parametrize("kind", ["mjpeg", "rtsp"])
-async def test_a_finding_gets_a_ten_second_clip_served_to_operators_and_its_enterprise(
-    settings, pool, uid, kind
-):
-    ent, alert_id, evidence = await run_pipeline(settings, pool, uid, kind=kind)
+async def test_a_finding_gets_a_ten_second_clip_served_to_operators_and_its_enterprise(settings, pool, uid):
+    # From an H.264 RTSP camera; the two tests below make theirs from an MJPEG camera.
+    ent, alert_id, evidence = await run_pipeline(settings, pool, uid, kind="rtsp")
     assert evidence["clip_truncated"] is False
     assert 9.0 <= evidence["clip_duration_s"] <= 12.0
     operator = await make_key(pool, "operator")
