@@ -64,19 +64,25 @@ class _PhotoReader(CalibrationDataReader):  # type: ignore[misc]
         return next(self._iter, None)
 
 
-def decode_nodes(model: onnx.ModelProto) -> list[str]:
+def decode_nodes(model: onnx.ModelProto, *, head_convs: bool = False) -> list[str]:
     """The nodes after the last convolutions: DFL softmax, anchor arithmetic, sigmoid, the final
     concat. They stay fp32: the output row holds box coordinates in pixels (0..input size) beside
-    class scores (0..1), and one uint8 scale for both rounds every score to zero."""
+    class scores (0..1), and one uint8 scale for both rounds every score to zero. `head_convs`:
+    the last convolutions themselves too (the head's box and class outputs), whose int8 rounding
+    costs a detector the most accuracy for the least time."""
     producer = {out: node for node in model.graph.node for out in node.output}
     excluded: list[str] = []
     seen: set[str] = set()
     pending = [o.name for o in model.graph.output]
     while pending:
         node = producer.get(pending.pop())
-        if node is None or node.name in seen or node.op_type == "Conv":
+        if node is None or node.name in seen:
             continue
         seen.add(node.name)
+        if node.op_type == "Conv":
+            if head_convs:
+                excluded.append(node.name)
+            continue
         excluded.append(node.name)
         pending.extend(node.input)
     return excluded
@@ -87,13 +93,15 @@ def quantize(
     out: Path,
     calibration: Sequence[Sample],
     method: CalibrationMethod = CalibrationMethod.Percentile,
+    *,
+    head_fp32: bool = False,
 ) -> None:
     fp32 = manifest.path
     input_name = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     with tempfile.TemporaryDirectory() as tmp:
         prepped = Path(tmp) / "prepped.onnx"
         quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
-        keep_fp32 = decode_nodes(onnx.load(str(prepped)))
+        keep_fp32 = decode_nodes(onnx.load(str(prepped)), head_convs=head_fp32)
         quantize_static(
             str(prepped),
             str(out),
@@ -141,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         default="percentile",
         help="how activation ranges are calibrated (percentile clips the rare outliers)",
     )
+    p.add_argument(
+        "--head-fp32",
+        action="store_true",
+        help="keep the head's last convolutions (box and class outputs) in fp32 too",
+    )
     args = p.parse_args(argv)
     manifest = load_manifest(find_manifest(args.model))
     train, _ = split(discover(args.data or default_data(), sets=sets_for(manifest.classes)), args.seed)
@@ -151,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "minmax": CalibrationMethod.MinMax,
         "entropy": CalibrationMethod.Entropy,
     }
-    quantize(manifest, out, calibration, methods[args.method])
+    quantize(manifest, out, calibration, methods[args.method], head_fp32=args.head_fp32)
     text = manifest.manifest_path.read_text(encoding="utf-8")
     text = text.replace(f'name = "{manifest.name}"', f'name = "{manifest.name}-int8"', 1)
     text = text.replace(f'file = "{manifest.path.name}"', f'file = "{out.name}"', 1)
