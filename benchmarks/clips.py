@@ -218,7 +218,7 @@ def _loop_rate(ingest: CameraIngest | None, camera: Camera, stream: StreamPacket
     for i, (data, keyframe) in enumerate(stream.packets):
         ts = 1_763_000_000_000 + i * interval_ms
         if ingest is not None:
-            ingest._keep_packet(camera, stream.format, ts, data, keyframe)
+            ingest._keep_packet(camera, stream.format, ts, data, keyframe, None)
         for frame in decoder.decode(av.Packet(data)):
             decoded += 1
             if decoded % stride:
@@ -337,7 +337,7 @@ def _packet_feed(stream: StreamPackets, settings: Settings) -> PacketFeed:
         ring = _ingest(settings, Path(tmp), ring=True).channels[_CAMERA.camera_id].ring
     assert isinstance(ring, PacketRing)
     return PacketFeed(stream.format, stream.packets, stream.fps, ring.max_age_ms, ring.max_packets,
-                      ring.max_bytes)  # fmt: skip
+                      ring.max_bytes, ring.min_interval_ms)  # fmt: skip
 
 
 async def _memory(

@@ -70,9 +70,11 @@ class PacketFeed:
     max_age_ms: int
     max_packets: int
     max_bytes: int
+    min_interval_ms: int
 
     def ring(self) -> PacketRing:
-        return PacketRing(max_age_ms=self.max_age_ms, max_packets=self.max_packets, max_bytes=self.max_bytes)
+        return PacketRing(max_age_ms=self.max_age_ms, max_packets=self.max_packets, max_bytes=self.max_bytes,
+                          min_interval_ms=self.min_interval_ms)  # fmt: skip
 
     def fill(self, ring: FrameRing | PacketRing, offset: int = 0, *, copy: bool = False) -> None:
         assert isinstance(ring, PacketRing)

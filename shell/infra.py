@@ -42,14 +42,18 @@ DEMO_KAFKA_PORT = 19092
 DEMO_MQTT_PORT = 11883
 
 _PR_SET_PDEATHSIG = 1
+# prctl, resolved here in the parent: the child between fork and exec must not load a library.
+# dlopen takes the dynamic loader's lock, and a thread of the parent that held it at the fork (a
+# decoder thread resolving a symbol lazily, say) leaves it held for ever in the child, which then
+# hangs before exec (seen: a broker start beside PyAV's camera threads hung the test run).
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def die_with_parent() -> None:
     """Runs in the child before exec: the kernel sends SIGTERM to it when its parent dies, so a
     killed `vigil demo` never leaves a broker behind. (The kernel forgets this when a process
     changes its user id, hence `user` in the Mosquitto config below.)"""
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _die_with_parent_sigterm_blocked() -> None:

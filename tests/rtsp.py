@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 import av
+import cv2
 from av.video.stream import VideoStream
 
 from simulators.mjpeg import Scene
@@ -31,16 +32,19 @@ START_TIMEOUT_S = 20.0
 GOP_S = 2.0  # a keyframe every two seconds: a common IP-camera setting
 
 
-def render_h264(scene: Scene, path: Path, *, fps: int, seconds: float) -> None:
+def render_h264(scene: Scene, path: Path, *, fps: int, seconds: float, b_frames: int = 0) -> None:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         assert isinstance(stream, VideoStream)
         first = scene.render(0.0)
         stream.width, stream.height, stream.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
-        stream.options = {"g": str(round(GOP_S * fps)), "bf": "0", "preset": "veryfast"}
+        stream.options = {"g": str(round(GOP_S * fps)), "bf": str(b_frames), "preset": "veryfast"}
         stream.time_base = Fraction(1, fps)
         for i in range(round(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(scene.render(i / fps), format="bgr24")
+            # I420 made by OpenCV: PyAV's own conversion would leave a per-thread swscale context
+            # behind, which hangs a child process started later (ingest/camera/reader.py to_bgr).
+            yuv = cv2.cvtColor(scene.render(i / fps), cv2.COLOR_BGR2YUV_I420)
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))

@@ -205,14 +205,18 @@ class Settings(BaseSettings):
     # behaviour started and that it went on, in about 20 frames at the default 2 fps.
     clip_before_s: float = Field(default=5.0, ge=0, le=30)
     clip_after_s: float = Field(default=5.0, ge=0, le=30)
-    # Each camera's ring of recent JPEG frames (every sampled frame, gated or not) holds at most
-    # this many seconds, frames and bytes, whichever bound is reached first. 20 s covers a
-    # 10 s clip plus up to 10 s between the frame and the clip request (the detector drops frames
-    # older than vision_max_lag_s = 5 s); 200 frames is 20 s at 10 fps; 8 MiB is about 100 frames
-    # of a 1280x720 kitchen at quality 85 (about 80 KiB each). 0 s turns clips off (nothing is buffered).
+    # Each camera's ring of its recent past holds at most this many seconds, frames and bytes,
+    # whichever bound is reached first. 20 s covers a 10 s clip plus up to 10 s between the frame
+    # and the clip request (the detector drops frames older than vision_max_lag_s = 5 s). A pushed
+    # camera's ring holds its JPEGs: 200 frames is 20 s at 10 fps; 8 MiB is about 100 frames of a
+    # 1280x720 kitchen at quality 85 (about 80 KiB each). A pulled camera's ring holds its stream's
+    # packets, bounded by clip_stream_max_bytes: 32 MiB is 20 s of an 8 Mbit/s main stream plus a
+    # 10 s group of pictures (a 1-2 Mbit/s substream, what monitoring usually pulls, uses 3-5 MiB).
+    # 0 s turns clips off (nothing is buffered).
     clip_buffer_s: float = Field(default=20.0, ge=0, le=120)
     clip_buffer_max_frames: int = Field(default=200, ge=1, le=3600)
     clip_buffer_max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    clip_stream_max_bytes: int = Field(default=32 * 1024 * 1024, ge=256 * 1024)
 
     # --- vision detector ---
     # A model name from the `models` package, or a path to a manifest (.toml). `kitchen` is trained

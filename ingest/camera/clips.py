@@ -29,10 +29,11 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from av.video.codeccontext import VideoCodecContext
+from av.video.reformatter import VideoReformatter
 
 from ingest.camera.channel import CameraChannel
 from ingest.camera.reader import to_bgr
-from ingest.camera.ring import PacketRing, PacketWindow
+from ingest.camera.ring import PacketRing, PacketWindow, PictureClock
 from vigil import metrics, topics
 from vigil.errors import InvalidMessage
 from vigil.events import ClipReady, ClipRequest, Json, decode_clip_request, encode
@@ -101,26 +102,39 @@ def jpeg_images(frames: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, np.n
 def packet_images(window: PacketWindow, fps: float) -> Iterator[tuple[int, np.ndarray]]:
     """A PacketRing window's pictures at `fps`: every packet from the keyframe on is decoded (the
     pictures inside the window are predicted from it), and a picture within the window is kept
-    when at least one interval has passed since the last kept one. A packet the decoder refuses is
+    when at least one interval has passed since the last kept one. Pictures are stamped by the
+    stream's own clock (PictureClock), as the reader stamps them. A packet the decoder refuses is
     skipped: the pictures after it may be damaged until the next keyframe, as on the live stream."""
     fmt = window.format
+    if fmt.codec == "mjpeg":  # whole JPEGs, kept at the sampling rate already (PacketRing)
+        pictures = ((p.ts_ms, p.data) for p in window.packets if window.start_ms <= p.ts_ms <= window.end_ms)
+        yield from jpeg_images(pictures)
+        return
     decoder = cast(VideoCodecContext, av.CodecContext.create(fmt.codec, "r"))
     decoder.width, decoder.height = fmt.width, fmt.height
     if fmt.extradata:
         decoder.extradata = fmt.extradata
+    clock = PictureClock(fmt.ms_per_tick)
+    reformatter = VideoReformatter()  # this clip's own (see to_bgr)
     interval_ms = 1000.0 / fps
     next_ts = float(window.start_ms)
     ts = window.start_ms
     for packet in (*window.packets, None):  # None: flush the pictures the decoder still holds
+        data = None
+        if packet is not None:
+            ts = packet.ts_ms
+            clock.packet(ts, packet.keyframe, packet.pts)
+            data = av.Packet(packet.data)
+            data.pts = packet.pts
         try:
-            frames = decoder.decode(av.Packet(packet.data) if packet is not None else None)
+            frames = decoder.decode(data)
         except av.error.InvalidDataError:
             continue
-        ts = packet.ts_ms if packet is not None else ts
         for frame in frames:
-            if window.start_ms <= ts <= window.end_ms and ts >= next_ts:
-                next_ts = max(next_ts + interval_ms, ts)  # after a gap: on from here, no catching up
-                yield ts, to_bgr(frame)
+            taken = clock.picture(frame.pts, ts)
+            if window.start_ms <= taken <= window.end_ms and taken >= next_ts:
+                next_ts = max(next_ts + interval_ms, taken)  # after a gap: on from here, no catching up
+                yield taken, to_bgr(frame, reformatter)
 
 
 def encode_clip(
@@ -278,7 +292,7 @@ class ClipMaker:
                     )
                     sha = await asyncio.to_thread(self._evidence.put_clip, clip.webm)
                     metrics.clip_encode_seconds.observe(time.perf_counter() - started)
-            except (ClipError, OSError, cv2.error, av.error.FFmpegError) as exc:
+            except Exception as exc:  # encoder, storage, a stream it cannot decode: answered, never silent
                 log.warning("clip for %s on %s failed: %s", request.violation_id, request.camera_id, exc)
                 await self._answer(request, None, "failed", f"{type(exc).__name__}: {exc}")
                 return

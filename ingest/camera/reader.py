@@ -22,8 +22,9 @@ import av
 import av.error
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
-from ingest.camera.ring import StreamFormat
+from ingest.camera.ring import PictureClock, StreamFormat
 from vigil.cameras import Camera
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ DEFAULT_FILE_FPS = 25.0
 MAX_BAD_PACKETS = 100
 
 FrameCallback = Callable[[Camera, np.ndarray, int], object]  # its result is not used
-PacketCallback = Callable[[Camera, StreamFormat, int, bytes, bool], None]  # camera, format, ts, data, key
+# camera, format, ts, data, keyframe, pts
+PacketCallback = Callable[[Camera, StreamFormat, int, bytes, bool, int | None], None]
 
 
 @dataclass(slots=True)
@@ -60,20 +62,40 @@ class ReaderStats:
     last_error: str = ""
 
 
-def to_bgr(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded picture as OpenCV's BGR array. Limited-range planar 4:2:0 (nearly every camera's
-    H.264) is converted by OpenCV from the planes as decoded, about 4x faster than swscale's
-    `to_ndarray(format="bgr24")`; anything else goes through swscale, full-range `yuvj420p` (MJPEG)
-    included: OpenCV's I420 conversion assumes limited range and would stretch its contrast (12
-    levels of mean error on the simulator's MJPEG camera)."""
-    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
-        return np.asarray(cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420))
-    return frame.to_ndarray(format="bgr24")
+# Full-range (JPEG) luma and chroma onto the limited range OpenCV's I420 conversion expects.
+_Y_TO_LIMITED = np.clip(np.round(16 + np.arange(256) * 219 / 255), 0, 255).astype(np.uint8)
+_C_TO_LIMITED = np.clip(np.round(128 + (np.arange(256) - 128) * 224 / 255), 0, 255).astype(np.uint8)
+
+
+def to_bgr(frame: av.VideoFrame, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """A decoded picture as OpenCV's BGR array, converted by OpenCV from the planes as decoded for
+    planar 4:2:0 (nearly every camera's H.264; full-range `yuvj420p` through a lookup table onto
+    the limited range OpenCV assumes), about 4x faster than swscale; anything else by swscale,
+    through `reformatter` (the caller's own, never PyAV's per-thread one: swscale's slice threads
+    behind a per-thread reformatter hang a forked child that frees it before exec, and services
+    and tests start brokers as child processes)."""
+    name = frame.format.name
+    if name in ("yuv420p", "yuvj420p") and frame.width % 2 == 0 and frame.height % 2 == 0:
+        planes = np.asarray(frame.to_ndarray(), dtype=np.uint8)
+        if name == "yuvj420p":
+            h = frame.height
+            luma, chroma = cv2.LUT(planes[:h], _Y_TO_LIMITED), cv2.LUT(planes[h:], _C_TO_LIMITED)
+            planes = np.concatenate((luma, chroma))
+        return np.asarray(cv2.cvtColor(planes, cv2.COLOR_YUV2BGR_I420))
+    return (reformatter or VideoReformatter()).reformat(frame, format="bgr24").to_ndarray()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray | None:
+    """An MJPEG packet (a whole JPEG) decoded by OpenCV's libjpeg-turbo: an MJPEG camera's
+    pictures need no decoder state, so only the sampled ones are decoded at all."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return None if image is None else np.asarray(image)
 
 
 def stream_format(stream: av.VideoStream) -> StreamFormat:
     ctx = stream.codec_context
-    return StreamFormat(ctx.name, ctx.width, ctx.height, bytes(ctx.extradata or b""))
+    tick = float(stream.time_base) * 1000 if stream.time_base else 0.0
+    return StreamFormat(ctx.name, ctx.width, ctx.height, bytes(ctx.extradata or b""), tick)
 
 
 class CameraReader:
@@ -162,16 +184,24 @@ class CameraReader:
         delivered = False
         rewinds_without_frames = bad_in_a_row = 0
         packets = container.demux(stream)
+        clock = PictureClock(fmt.ms_per_tick)  # when each picture was taken (B-frames, bursts)
+        mjpeg = fmt.codec == "mjpeg"
+        reformatter = VideoReformatter()  # this reader's own (see to_bgr)
         while not self._stop.is_set():
             packet = next(packets, None)
-            if packet is None or packet.size == 0:  # the end (a flush packet marks it)
+            if packet is None:  # the end of the stream
                 if is_file and rewinds_without_frames < 2:
                     container.seek(0)  # loop the demo video, decoding afresh from its start
                     stream.codec_context.flush_buffers()
                     packets = container.demux(stream)
+                    clock = PictureClock(fmt.ms_per_tick)
                     rewinds_without_frames += 1
                     continue
                 return delivered
+            if packet.size == 0:
+                # The demuxer's flush packet at the end, or an empty chunk (an AVI's dropped
+                # frame): nothing to keep, and decoding it would end the decoder's stream.
+                continue
             if is_file:
                 # A file is played at its own speed, as a live camera would deliver it.
                 delay = next_file_frame - time.monotonic()
@@ -179,26 +209,44 @@ class CameraReader:
                     self._stop.wait(delay)
                 next_file_frame = max(next_file_frame + file_period, time.monotonic() - 1.0)
             ts_ms = time.time_ns() // 1_000_000
+            pts = packet.pts
+            clock.packet(ts_ms, packet.is_keyframe, pts)
+            data = bytes(packet)
             if self._on_packet is not None:
-                self._on_packet(self.camera, fmt, ts_ms, bytes(packet), packet.is_keyframe)
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
+                self._on_packet(self.camera, fmt, ts_ms, data, packet.is_keyframe, pts)
+            pictures: list[tuple[np.ndarray, int]] = []
+            if mjpeg:
+                # Every packet a whole JPEG: only a sampled one is decoded, by OpenCV.
+                if time.monotonic() >= next_sample:
+                    image = decode_jpeg(data)
+                    if image is None:
+                        bad_in_a_row += 1
+                    else:
+                        bad_in_a_row = 0
+                        pictures.append((image, clock.picture(pts, ts_ms)))
+            else:
+                try:
+                    frames = packet.decode()
+                    bad_in_a_row = 0
+                except av.error.InvalidDataError:
+                    frames = []
+                    bad_in_a_row += 1
+                for frame in frames:
+                    if time.monotonic() >= next_sample:  # decoded (later pictures need it), sampled
+                        pictures.append((to_bgr(frame, reformatter), clock.picture(frame.pts, ts_ms)))
+            if bad_in_a_row:
                 self.stats.bad_packets += 1
-                bad_in_a_row += 1
                 if bad_in_a_row >= MAX_BAD_PACKETS:
-                    raise
-                continue
-            bad_in_a_row = 0
-            for frame in frames:
+                    raise av.error.InvalidDataError(0, f"{bad_in_a_row} packets in a row did not decode")
+            for image, taken in pictures:
                 now = time.monotonic()
                 if now < next_sample:
-                    continue  # decoded (later pictures need it) but not sampled
+                    continue
                 rewinds_without_frames = 0
                 # Keep to the schedule, but never try to catch up a backlog after a stall.
                 next_sample = max(next_sample + period, now)
                 self.stats.sampled += 1
                 self.stats.last_frame_at = time.time()
                 delivered = True
-                self._on_frame(self.camera, to_bgr(frame), ts_ms)
+                self._on_frame(self.camera, image, taken)
         return delivered

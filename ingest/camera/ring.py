@@ -67,6 +67,7 @@ class StreamFormat:
     width: int
     height: int
     extradata: bytes
+    ms_per_tick: float = 0.0  # the stream's time base in milliseconds (0: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Packet:
     ts_ms: int  # when camera ingest read it (the camera's clock is not trusted, as for frames)
     data: bytes
     keyframe: bool
+    pts: int | None = None  # the stream's presentation stamp (see PictureClock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +94,17 @@ class PacketWindow:
 
 
 class PacketRing:
-    def __init__(self, *, max_age_ms: int, max_packets: int, max_bytes: int) -> None:
+    """`min_interval_ms`: for a stream of keyframes only (MJPEG: every picture a JPEG), a picture
+    is kept only this long after the last kept one (the camera's sampling interval), so a 25-fps
+    MJPEG camera keeps what a clip at the sampling rate shows, not 25 JPEGs a second. A stream
+    with predicted pictures keeps every packet: they all decode the next."""
+
+    def __init__(
+        self, *, max_age_ms: int, max_packets: int, max_bytes: int, min_interval_ms: int = 0
+    ) -> None:
         self.max_age_ms, self.max_packets, self.max_bytes = max_age_ms, max_packets, max_bytes
+        self.min_interval_ms = min_interval_ms
+        self._intra_only = True  # until the stream shows a predicted picture
         self._packets: deque[Packet] = deque()
         self._keys: deque[int] = deque()  # the keyframes' times, so a group's end is found at once
         self._bytes = 0
@@ -109,7 +120,9 @@ class PacketRing:
     def nbytes(self) -> int:
         return self._bytes
 
-    def append(self, fmt: StreamFormat, ts_ms: int, data: bytes, keyframe: bool) -> None:
+    def append(
+        self, fmt: StreamFormat, ts_ms: int, data: bytes, keyframe: bool, pts: int | None = None
+    ) -> None:
         with self._lock:
             packets = self._packets
             if fmt is not self._format:  # a new connection: its packets start a new run
@@ -117,15 +130,20 @@ class PacketRing:
                     packets.clear()
                     self._keys.clear()
                     self._bytes = 0
+                    self._intra_only = True
                 self._format = fmt
                 self._need_key = True
+            if not keyframe:
+                self._intra_only = False
+            elif self._intra_only and packets and ts_ms - packets[-1].ts_ms < self.min_interval_ms:
+                return  # a picture of an intra-only stream between two samples: not needed
             if self._need_key:
                 if not keyframe:
                     return  # nothing decodes before a run's first keyframe
                 self._need_key = False
             if packets and ts_ms < packets[-1].ts_ms:
                 ts_ms = packets[-1].ts_ms  # the wall clock stepped back: keep the order
-            packets.append(Packet(ts_ms, data, keyframe))
+            packets.append(Packet(ts_ms, data, keyframe, pts))
             self._bytes += len(data)
             if keyframe:
                 self._keys.append(ts_ms)
@@ -167,3 +185,26 @@ class PacketRing:
     def last_ts(self) -> int | None:
         with self._lock:
             return self._packets[-1].ts_ms if self._packets else None
+
+
+class PictureClock:
+    """When each decoded picture was taken, in camera ingest's milliseconds: the arrival time of
+    its group's keyframe plus the stream's own presentation time since that keyframe. With
+    B-frames the decoder returns pictures out of arrival order, so a packet's arrival time is not
+    its picture's; and a server that sends a burst on connecting delivers pictures faster than
+    they were taken. Re-anchored at every keyframe, so the camera's clock never drifts far from
+    ours. A picture is never stamped later than now (the packet being decoded)."""
+
+    def __init__(self, ms_per_tick: float) -> None:
+        self._ms_per_tick = ms_per_tick
+        self._anchor: tuple[int, int] | None = None  # (pts, arrival ms) of the last keyframe
+
+    def packet(self, ts_ms: int, keyframe: bool, pts: int | None) -> None:
+        if keyframe and pts is not None and self._ms_per_tick:
+            self._anchor = (pts, ts_ms)
+
+    def picture(self, pts: int | None, now_ms: int) -> int:
+        if pts is None or self._anchor is None:
+            return now_ms
+        key_pts, key_ts = self._anchor
+        return min(now_ms, key_ts + round((pts - key_pts) * self._ms_per_tick))

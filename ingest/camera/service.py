@@ -58,6 +58,9 @@ VIOLATION_RETRY_S = 1.0
 # picture): a 30-fps stream's with room to spare; a faster stream keeps a shorter past. The byte
 # bound (VIGIL_CLIP_BUFFER_MAX_BYTES) usually binds first; this one bounds the per-packet overhead.
 MAX_STREAM_FPS = 60
+# An intra-only (MJPEG) stream's pictures are kept at most this share of the sampling interval
+# apart: a little under one interval, so the sampler's jitter never leaves a sample without one.
+MJPEG_KEEP_SHARE = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +175,9 @@ class CameraIngest(Service):
                 ring = PacketRing(
                     max_age_ms=int(s.clip_buffer_s * 1000),
                     max_packets=max(1, round(s.clip_buffer_s * MAX_STREAM_FPS)),
-                    max_bytes=s.clip_buffer_max_bytes,
+                    max_bytes=s.clip_stream_max_bytes,
+                    # An MJPEG camera's pictures are kept at its sampling rate (a clip's rate).
+                    min_interval_ms=int(1000 / camera.sample_fps * MJPEG_KEEP_SHARE),
                 )
             channel = CameraChannel(
                 camera,
@@ -245,11 +250,13 @@ class CameraIngest(Service):
         self._loop.call_soon_threadsafe(self._offer, _OutgoingFrame(channel, meta, jpeg))
         return True, decision.reason
 
-    def _keep_packet(self, camera: Camera, fmt: StreamFormat, ts_ms: int, data: bytes, key: bool) -> None:
+    def _keep_packet(
+        self, camera: Camera, fmt: StreamFormat, ts_ms: int, data: bytes, key: bool, pts: int | None
+    ) -> None:
         """A pulled camera's packet into its clip ring (on the reader's thread)."""
         channel = self.channels.get(camera.camera_id)
         if channel is not None and isinstance(channel.ring, PacketRing):
-            channel.ring.append(fmt, ts_ms, data, key)
+            channel.ring.append(fmt, ts_ms, data, key, pts)
 
     def _encode(self, frame: np.ndarray) -> bytes:
         height, width = frame.shape[:2]

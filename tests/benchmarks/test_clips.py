@@ -43,7 +43,8 @@ async def test_a_tiny_run_reports_every_figure_against_the_limits_it_measured(
 
     pulled, pulled_rss, ring, rss = (f for f in report.figures if f.section == SECTION_MEMORY)
     # A pulled camera's ring holds its stream's packets, never more than the byte bound.
-    assert pulled.limit == ring.limit and 0 < pulled.value <= pulled.limit and "packets of" in pulled.note
+    assert pulled.limit == Settings().clip_stream_max_bytes / 2**20
+    assert 0 < pulled.value <= pulled.limit and "packets of" in pulled.note
     assert ring.limit is not None and 0 < ring.value <= ring.limit  # never more than its byte bound
     assert ring.limit == Settings().clip_buffer_max_bytes / 2**20
     # Three rings of the same frames or stream, out of step: their bytes are about three of one ring's.

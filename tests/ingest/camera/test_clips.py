@@ -192,3 +192,40 @@ def test_a_clip_from_a_real_h264_stream_decodes_at_the_sampling_rate():
     n, fps = decode_webm(clip.webm)
     assert n == 13 and abs(fps - 2.0) < 0.1 and clip.duration_ms == 6500
     assert not is_truncated(window.stamps(), start, end, 2.0)
+
+
+def test_an_intra_only_stream_is_kept_at_the_sampling_interval():
+    mjpeg = StreamFormat("mjpeg", 640, 480, b"")
+    ring = PacketRing(max_age_ms=10**9, max_packets=10**6, max_bytes=10**9, min_interval_ms=450)
+    for i in range(50):  # 5 s of a 10-fps MJPEG camera: every picture a keyframe
+        ring.append(mjpeg, T0 + i * 100, b"j" * 100, True)
+    window = ring.window(0, T0 * 2)
+    assert window is not None and [p.ts_ms - T0 for p in window.packets] == list(range(0, 5000, 500))
+    h264 = PacketRing(max_age_ms=10**9, max_packets=10**6, max_bytes=10**9, min_interval_ms=450)
+    gops(h264, T0, 3)  # predicted pictures: every packet is needed by the next
+    assert len(h264) == 12
+
+
+def test_pictures_of_a_stream_with_b_frames_keep_their_own_times():
+    """With B-frames the decoder returns a picture after later packets: each is stamped with its
+    own packet's time (by pts), not the time of the packet that happened to release it."""
+    scene = KitchenScene(Script.parse([]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "camera.mp4"
+        render_h264(scene, path, fps=8, seconds=6.0, b_frames=3)
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fmt = stream_format(stream)
+            packets = [(bytes(p), p.is_keyframe, p.pts) for p in container.demux(stream) if p.size]
+    assert any(pts is not None and i and pts < packets[i - 1][2] for i, (_, _, pts) in enumerate(packets))
+    ring = PacketRing(max_age_ms=20_000, max_packets=10**4, max_bytes=8 << 20)
+    for i, (data, key, pts) in enumerate(packets):
+        ring.append(fmt, T0 + i * 125, data, key, pts)  # arriving at 8 fps, in decoding order
+    window = ring.window(T0, T0 + 6000)
+    assert window is not None
+    stamps = [ts for ts, _ in packet_images(window, 8.0)]
+    # In display order, one picture every 125 ms from the keyframe: the stream's own clock, not
+    # the order the decoder happened to return them in (the last ones are held back by the clamp
+    # to "now" only if they were stamped ahead of their packets).
+    assert len(stamps) >= len(packets) - 3
+    assert stamps == [T0 + i * 125 for i in range(len(stamps))]
