@@ -16,7 +16,8 @@ import onnxruntime as ort
 
 from models.kitchen.evaluate import ClassReport, evaluate
 
-TARGETS = {"with_mask": 0.70, "without_mask": 0.50, "cigarette": 0.50}  # mAP@0.5, from issue 4
+# mAP@0.5 on the grouped held-out split, from issue 23 (issue 4's were 0.70, 0.50 and 0.50).
+TARGETS = {"with_mask": 0.85, "without_mask": 0.70, "cigarette": 0.55}
 
 
 def accuracy_table(reports: list[ClassReport], targets: dict[str, float] = TARGETS) -> list[str]:
@@ -91,11 +92,19 @@ def main(argv: list[str] | None = None) -> int:
             for c in s.boxes[:, 0].astype(int):
                 counts[CLASSES[c]][index] += 1
 
+    # The manifest's description says how the model was started (models.kitchen.train writes it).
+    network = (
+        "YOLOX-Nano's backbone and neck, **pretrained on COCO** (Megvii YOLOX, Apache-2.0; ONNX export "
+        "by Kazuhito00, Apache-2.0; copied in and checked against it: `models/kitchen/yolox.py`), under "
+        "a YOLOv8-style anchor-free head with DFL, fine-tuned"
+        if "YOLOX-Nano" in fp32.description
+        else "A compact YOLOv8-style detector (CSP backbone, PAN neck, anchor-free head with DFL) trained "
+        "**from scratch** (no pretrained weights: none can be downloaded here)"
+    )
     lines = [
         f"# Model card: {fp32.name}",
         "",
-        "A compact YOLOv8-style detector (CSP backbone, PAN neck, anchor-free head with DFL) trained "
-        "**from scratch** (no pretrained weights: none can be downloaded here) on the real photos in "
+        f"{network} on the real photos in "
         "`../shared/datasets/`, for kitchen cameras: faces with and without masks, and cigarettes. "
         f"Input {size}x{size} letterboxed RGB; output `(B, {4 + len(fp32.classes)}, N)`, YOLOv8 layout, "
         "read by the service's own decoder. "
