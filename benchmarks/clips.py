@@ -35,19 +35,17 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import av
 import cv2
 import numpy as np
-from av.video.codeccontext import VideoCodecContext
 from pydantic import SecretStr
 
 from benchmarks.clips_live import LIVE_FPS, measure_live
 from benchmarks.clips_memory import JpegFeed, PacketFeed, RingBounds, measure_memory
 from benchmarks.report import Figure, Report, print_report
 from ingest.camera.clips import CLIP_FOURCC, encode_clip, jpeg_images
-from ingest.camera.reader import stream_format, to_bgr
+from ingest.camera.reader import stream_decoder, stream_format, to_bgr
 from ingest.camera.ring import PacketRing, StreamFormat
 from ingest.camera.service import CameraIngest
 from vigil.cameras import Camera
@@ -207,10 +205,7 @@ def _loop_rate(ingest: CameraIngest | None, camera: Camera, stream: StreamPacket
     reader): every packet decoded, every `stride`-th picture converted and, with `ingest`, handed
     to process_frame, its packets kept in the clip ring when the camera has one. Returns the rate,
     the pictures sampled and how many of them the gate held back. `ingest` None: the raw limit."""
-    decoder = cast(VideoCodecContext, av.CodecContext.create(stream.format.codec, "r"))
-    decoder.width, decoder.height = stream.format.width, stream.format.height
-    if stream.format.extradata:
-        decoder.extradata = stream.format.extradata
+    decoder = stream_decoder(stream.format)
     stride = max(1, round(stream.fps / CAMERA_FPS))
     interval_ms = round(1000 / stream.fps)
     decoded = sampled = 0

@@ -166,11 +166,9 @@ class TelemetryDetector(KafkaWorker):
         await self.partitions_assigned(self._consumer, self._consumer.assignment())
 
     async def _device(self, device_id: str) -> Device | None:
-        """The registered device, reloading the registry for a newly registered one (at most once a
-        second); if the database is unreachable, the cached registry is used."""
-        cached = self._registry.fresh(device_id)  # the hot path: no task, no timer
-        if cached is not None:
-            return cached
+        """The registered device when the registry's cache had no fresh answer (`handle` asks the
+        cache first, without a task or a timer): reloading the registry for a newly registered one
+        (at most once a second); if the database is unreachable, the cached registry is used."""
         try:
             return await asyncio.wait_for(self._registry.lookup(device_id), _REGISTRY_TIMEOUT_S)
         except Exception as exc:

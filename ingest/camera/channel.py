@@ -48,7 +48,8 @@ class CameraChannel:
         ring: FrameRing | PacketRing | None = None,
     ) -> None:
         self.camera = camera
-        # Every sampled frame's JPEG, gated or not, for event clips (None: clips are off).
+        # The camera's recent past for event clips, gated frames included: a pulled camera's stream
+        # packets, a pushed camera's JPEGs (ingest/camera/ring.py; None: clips are off).
         self.ring = ring
         self.counters = FrameCounters()
         self._gate = MotionGate(keyframe_interval_ms=int(keyframe_interval_s * 1000))

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import av
 import av.error
@@ -28,11 +28,10 @@ import cv2
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from av.video.codeccontext import VideoCodecContext
 from av.video.reformatter import VideoReformatter
 
 from ingest.camera.channel import CameraChannel
-from ingest.camera.reader import to_bgr
+from ingest.camera.reader import decode_jpeg, stream_decoder, to_bgr
 from ingest.camera.ring import PacketRing, PacketWindow, PictureClock
 from vigil import metrics, topics
 from vigil.errors import InvalidMessage
@@ -94,9 +93,9 @@ def _draw_boxes(image: np.ndarray, boxes: Sequence[Json]) -> None:
 def jpeg_images(frames: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, np.ndarray]]:
     """A FrameRing window's pictures, decoded (one that does not decode is left out)."""
     for ts, jpeg in frames:
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        image = decode_jpeg(jpeg)
         if image is not None:  # cannot fail for frames pushes were checked for; never trusted
-            yield ts, np.asarray(image)
+            yield ts, image
 
 
 def packet_images(window: PacketWindow, fps: float) -> Iterator[tuple[int, np.ndarray]]:
@@ -110,10 +109,7 @@ def packet_images(window: PacketWindow, fps: float) -> Iterator[tuple[int, np.nd
         pictures = ((p.ts_ms, p.data) for p in window.packets if window.start_ms <= p.ts_ms <= window.end_ms)
         yield from jpeg_images(pictures)
         return
-    decoder = cast(VideoCodecContext, av.CodecContext.create(fmt.codec, "r"))
-    decoder.width, decoder.height = fmt.width, fmt.height
-    if fmt.extradata:
-        decoder.extradata = fmt.extradata
+    decoder = stream_decoder(fmt)
     clock = PictureClock(fmt.ms_per_tick)
     reformatter = VideoReformatter()  # this clip's own (see to_bgr)
     interval_ms = 1000.0 / fps

@@ -17,11 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import av
 import av.error
 import cv2
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 from av.video.reformatter import VideoReformatter
 
 from ingest.camera.ring import PictureClock, StreamFormat
@@ -96,6 +98,15 @@ def stream_format(stream: av.VideoStream) -> StreamFormat:
     ctx = stream.codec_context
     tick = float(stream.time_base) * 1000 if stream.time_base else 0.0
     return StreamFormat(ctx.name, ctx.width, ctx.height, bytes(ctx.extradata or b""), tick)
+
+
+def stream_decoder(fmt: StreamFormat) -> VideoCodecContext:
+    """A fresh decoder for packets of a stream of `fmt`, away from its container (a clip's ring)."""
+    decoder = cast(VideoCodecContext, av.CodecContext.create(fmt.codec, "r"))
+    decoder.width, decoder.height = fmt.width, fmt.height
+    if fmt.extradata:
+        decoder.extradata = fmt.extradata
+    return decoder
 
 
 class CameraReader:

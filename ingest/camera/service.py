@@ -56,7 +56,7 @@ REGISTRY_SYNC_S = 10.0
 VIOLATION_RETRY_S = 1.0
 # A pulled camera's clip ring holds at most VIGIL_CLIP_BUFFER_S times this many packets (one a
 # picture): a 30-fps stream's with room to spare; a faster stream keeps a shorter past. The byte
-# bound (VIGIL_CLIP_BUFFER_MAX_BYTES) usually binds first; this one bounds the per-packet overhead.
+# bound (VIGIL_CLIP_STREAM_MAX_BYTES) usually binds first; this one bounds the per-packet overhead.
 MAX_STREAM_FPS = 60
 # An intra-only (MJPEG) stream's pictures are kept at most this share of the sampling interval
 # apart: a little under one interval, so the sampler's jitter never leaves a sample without one.
